@@ -1,0 +1,56 @@
+# deletion-monitoring: every entry point a developer or CI needs.
+# `make demo` and `make test` each run `setup` first, so a fresh Debian machine needs nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps lint fmt generate check-generated test test-fast demo bench clean
+
+setup: system-deps $(STAMP)
+
+# Debian packages the suite runs for real: PostgreSQL server binaries, Prometheus/promtool,
+# Alertmanager/amtool, jsonnetfmt. Installed only when a binary is missing.
+system-deps:
+	@bash scripts/ensure-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(PY) -m deletion_monitor.lint
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	find config alert_rules alertmanager -name '*.*sonnet' -print0 | xargs -0 -r jsonnetfmt -i
+
+# Render every generated artefact (rules YAML, Alertmanager config, dashboards JSON) from its source.
+generate: setup
+	$(PY) -m deletion_monitor.generate
+
+# CI guard: regenerate into a temp tree and fail on any difference from what is committed.
+check-generated: setup
+	$(PY) -m deletion_monitor.generate --check
+
+test: setup lint check-generated
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m 'not slow'
+
+demo: setup
+	$(PY) -m deletion_monitor.demo $(if $(SCENARIO),--scenario $(SCENARIO),)
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info exporters/*.egg-info
