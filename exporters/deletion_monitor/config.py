@@ -82,9 +82,7 @@ def load_config(
     return json.loads(text)
 
 
-def evaluate_jsonnet(
-    entry: Path | str, config: Mapping[str, Any] | None = None
-) -> Any:
+def evaluate_jsonnet(entry: Path | str, config: Mapping[str, Any] | None = None) -> Any:
     """Evaluate a jsonnet entry point `function(config) ...` with the loaded config."""
     cfg = load_config() if config is None else config
     text = _jsonnet.evaluate_file(

@@ -23,9 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def pg_bindir() -> Path:
     """The newest /usr/lib/postgresql/N/bin, or the directory of initdb on PATH."""
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
-    )
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
     for cand in reversed(candidates):
         if (cand / "initdb").exists():
             return cand
@@ -72,8 +70,16 @@ class PgCluster:
             self._chown(path)
         if not (self.data / "PG_VERSION").exists():
             self._run(
-                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                "--no-sync", "-E", "UTF8", "--no-locale",
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--no-locale",
             )
 
     def start(self) -> PgCluster:
@@ -81,8 +87,18 @@ class PgCluster:
         opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1"
         opts += "".join(f" -c {k}={v}" for k, v in self.settings.items())
         result = self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
-            "-o", opts, "start", check=False,
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            opts,
+            "start",
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {result.stderr.strip()} {self.log_tail()}")
