@@ -21,13 +21,21 @@
     appSelector: 'job="deletion-api"',
     appMemoryMetric: 'process_resident_memory_bytes',
     // The memory the app may use (container limit or cgroup). A gauge the app exports; without
-    // one, memory-percentage alerts cannot be evaluated and say so via AppMemoryLimitUnknown.
+    // one, the memory-percentage alerts (DeletionAppMemoryHigh, DeletionAppMemoryFillingUp)
+    // cannot be evaluated; DeletionAppMemoryAboveBaseline still works (it needs no limit).
     appMemoryLimitMetric: 'deletion_app_memory_limit_bytes',
     appGcCollectionsMetric: 'python_gc_collections_total',
     appPoolInUseMetric: 'deletion_app_db_pool_connections_in_use',
     appPoolMaxMetric: 'deletion_app_db_pool_connections_max',
     // postgres_exporter (prometheus-community), for database-side context on dashboards.
     postgresExporterSelector: 'job="postgres"',
+    // Prometheus and Alertmanager scraping themselves (meta-monitoring: rule evaluation
+    // failures, failed notifications). Job names as in prometheus/prometheus.yml.
+    prometheusSelector: 'job="prometheus"',
+    alertmanagerSelector: 'job="alertmanager"',
+    // Blackbox probe that sends DELETE /api/users/{id} with a bogus token; success = 401/403
+    // (the blackbox module's valid_status_codes). Anything else is an authorization hole.
+    authProbeSelector: 'job="deletion-auth-probe"',
     // Label that identifies the monitored service in every alert, for inhibition and routing.
     serviceName: 'user-deletion',
 
@@ -45,6 +53,14 @@
     // 10 min warning. Active for postDeployWindow after a deploy, then silent by itself.
     postDeploy: {
       window: 48 * 3600,  // spec: "Immediate Monitoring (24-48 hours)"
+      // What marks a deploy: the newest timestamp among these series. The audit exporter
+      // publishes the first time each app_version appears in the audit log; a deploy pipeline
+      // may push its own deletion_deploy_timestamp_seconds (e.g. to a Pushgateway) to start the
+      // phase before the first deletion of the new version. See docs/alerting.md.
+      markerMetrics: [
+        'deletion_app_version_first_seen_timestamp_seconds{job="deletion-audit-exporter"}',
+        'deletion_deploy_timestamp_seconds',
+      ],
       errorRateCritical: 0.01,
       errorRateCriticalFor: 300,
       errorRateWarning: 0.005,
@@ -57,22 +73,36 @@
     // over the alert window (0.1/min ~ 6 per hour). Two failures out of three requests at night
     // must not page anyone; they still show on dashboards and in the SLO budget.
     minRequestRate: 1 / 600,
+    // ...and at least this many deletions inside the window the ratio is measured over (the
+    // long window of a burn-rate pair). A ratio over fewer than 10 requests moves in steps of
+    // 10 %+, far coarser than the 0.5-2 % levels it is compared with. The effective guard for a
+    // window W is max(minRequestRate, minRequestsPerWindow / W).
+    minRequestsPerWindow: 10,
 
     // --- Failure classes (spec "Failure Classification") ---------------------------------------
-    timeoutsPerHour: { warning: 5 },  // spec: "Timeout errors > 5 per hour = Performance Alert"
-    authorizationFailuresPerHour: { warning: 10 },  // spec: "> 10 per hour = Security Alert"
+    // Counted over a sliding hour (window), compared after rounding: increase() extrapolates
+    // 5 timeouts in an hour to ~5.08, which must not count as "more than 5". `for` is 0 because
+    // the hour window already is the duration the spec asks for.
+    timeoutsPerHour: { warning: 5, window: '1h', 'for': 0 },  // spec: "Timeout errors > 5 per hour"
+    // spec: "Authorization failures > 10 per hour = Security Alert".
+    authorizationFailuresPerHour: { warning: 10, window: '1h', 'for': 0 },
 
     // --- Latency (spec "Performance Targets" and "Alert Severity Levels") ---------------------
     latency: {
       averageTarget: 2,  // spec: average deletion time < 2 s
       p95Target: 5,  // spec: P95 deletion time < 5 s
       // Response-time ladder on p95 (spec: info > 3 s, warning > 5 s, critical > 10 s).
-      // RESPONSE_TIME_THRESHOLD (ms) overrides `info`, as the spec's monitor:immediate did.
+      // RESPONSE_TIME_THRESHOLD (ms) overrides `warning` (deletion_monitor/config.py).
       info: 3,
       warning: 5,
       critical: 10,
       'for': { info: 900, warning: 600, critical: 300 },
+      // DeletionLatencyAverageHigh: average above averageTarget held this long.
+      averageFor: 600,
       window: '5m',
+      // A p95 over two requests is the slower of the two: latency alerts also need this many
+      // deletions in the window (a single slow deletion at night must not page).
+      minRequestsPerWindow: 5,
     },
     // Histogram buckets of deletion_duration_seconds (the exporter's --buckets default). Every
     // latency threshold above must be a bucket boundary so that "above 5 s" is exact.
@@ -90,8 +120,11 @@
       baselineFor: 1800,
       // spec "Memory usage increase < 20 % from baseline" target, shown on dashboards.
       baselineIncreaseTarget: 0.20,
-      // predict_linear horizon: alert (info) if memory will reach its limit within 4 h.
+      // predict_linear horizon: alert (info) if memory will reach its limit within 4 h,
+      // extrapolating the trend of the last predictWindow, held for predictFor.
       predictHorizon: 4 * 3600,
+      predictWindow: '1h',
+      predictFor: 1800,
     },
 
     // --- Database connection pool (spec: pool usage < 80 %) ------------------------------------
@@ -101,12 +134,23 @@
     integrity: {
       // Orphaned records: zero tolerance (spec). Any orphan is at least a warning.
       orphanTolerance: 0,
+      // Violation categories that mean "rows left behind by a deletion" (spec "Orphaned
+      // Record Detection Queries": FK violations, orphaned accounts/sessions/addresses,
+      // dispatches, file uploads).
+      orphanCategories: ['foreign_key', 'cascade', 'manual_cleanup'],
       warning: 5,  // spec: violations > 5 warning
       critical: 10,  // spec: violations > 10 critical (the old scripts used >= 10; we keep > 10)
       // spec: detection time < 15 min for integrity issues. Checks must have succeeded within
       // this age or IntegrityChecksStale fires.
       maxResultAge: 900,
       'for': 0,
+      // A check erroring (deletion_integrity_check_up == 0) for this long: a few runs in a
+      // row, not one query that timed out while the database was busy.
+      checkFailingFor: 300,
+      // DeletionCompletenessAuditFailed / DeletionForbiddenDeletion count over this window,
+      // so one event keeps the alert firing long enough to page and escalate (15/30 min).
+      completenessWindow: '1h',
+      forbiddenWindow: '1h',
     },
 
     // --- SLO (spec "Deletion Success Rate > 99 %") ---------------------------------------------
@@ -114,27 +158,52 @@
       target: 0.99,
       period: '30d',
       // Multi-window multi-burn-rate (Google SRE workbook): 2 % budget in 1 h and 5 % in 6 h page;
-      // 10 % in 1 d and 10 % in 3 d open a ticket.
+      // 10 % in 1 d and 10 % in 3 d open a ticket. `for` (seconds) as in the workbook: short for
+      // pages (the short window already proves it is still happening), longer for tickets.
+      // The rare-endpoint guard (minRequestRate/minRequestsPerWindow) applies to `long`.
       burnRates: [
-        { long: '1h', short: '5m', factor: 14.4, severity: 'critical' },
-        { long: '6h', short: '30m', factor: 6, severity: 'critical' },
-        { long: '1d', short: '2h', factor: 3, severity: 'warning' },
-        { long: '3d', short: '6h', factor: 1, severity: 'warning' },
+        { long: '1h', short: '5m', factor: 14.4, severity: 'critical', 'for': 120 },
+        { long: '6h', short: '30m', factor: 6, severity: 'critical', 'for': 900 },
+        { long: '1d', short: '2h', factor: 3, severity: 'warning', 'for': 3600 },
+        { long: '3d', short: '6h', factor: 1, severity: 'warning', 'for': 10800 },
       ],
     },
 
     // --- Escalation (spec "Alert Routing and Escalation") --------------------------------------
+    // A critical alert of this service that has been FIRING (not pending) for `senior` seconds
+    // raises DeletionEscalationSenior, for `manager` seconds DeletionEscalationManager; both
+    // stop when the original resolves. Both are >= Prometheus' for-grace-period (10m), so the
+    // clock survives a Prometheus restart.
     escalation: {
       senior: 15 * 60,  // spec: not resolved in 15 min -> senior engineer
       manager: 30 * 60,  // spec: not resolved in 30 min -> manager
+      severity: 'critical',  // spec: only the PagerDuty (critical) path escalates
     },
 
     // --- Staleness and meta-monitoring ---------------------------------------------------------
     // Audit data is stale when the exporter has not polled successfully for this long.
     auditMaxPollAge: 300,
+    // Exporter scrape failing / database unreachable this long before alerting: rides out an
+    // exporter restart or a database failover.
     exporterDownFor: 300,
+    databaseDownFor: 300,
+    // The audit cursor may wait behind an open transaction (toolchain-facts: lossless tailing);
+    // longer than this means rows reach Prometheus late and alerts lag behind reality.
+    auditMaxCursorLag: 300,
+    auditCursorLagFor: 300,
+    // Rows the exporter could not parse, counted over this window (any is a bug upstream).
+    invalidRowsWindow: '1h',
+    // Prometheus failing to evaluate a rule means alerts silently do not fire.
+    ruleFailuresWindow: '5m',
+    // Alertmanager failing to deliver: over this window, held for notificationsFailingFor.
+    notificationsFailedWindow: '15m',
+    notificationsFailingFor: 300,
+    // Auth probe failing this long: two probes in a row at the blackbox 60 s interval.
+    authProbeFor: 120,
 
     // --- Anomalies (spec "Trend Analysis", "Unusual Usage Patterns") --------------------------
+    // z = (x - avg over window) / stddev over window of the 1h rate and the 1h average latency;
+    // |z| > 3 held for 30 min is "far outside the usual band" (info only).
     anomaly: { zScore: 3, window: '1w', 'for': 1800 },
 
     // --- Rule evaluation ------------------------------------------------------------------------
@@ -166,5 +235,50 @@
 
     // --- Integrity report severity (the one-shot check-integrity command) ---------------------
     report: { warningIssues: 5, criticalIssues: 10 },
+
+    // --- Alertmanager (alertmanager/alertmanager.jsonnet, docs/alertmanager.md) ----------------
+    // Non-secret settings only. Secrets (Slack webhook URL, PagerDuty routing keys, SMTP
+    // password) are never here: the rendered config points at files in `secretsDir`, which
+    // Alertmanager reads when it sends. Render-time env overrides: ALERT_EMAIL (digest and
+    // warning address), ALERTMANAGER_SECRETS_DIR (e.g. /run/secrets for Docker secrets).
+    alertmanager: {
+      // One file per secret in this directory (names below); see docs/alertmanager.md.
+      secretsDir: '/etc/alertmanager/secrets',
+      secretFiles: {
+        // The spec's SLACK_WEBHOOK_URL. Slack-app webhooks post only to the channel they were
+        // created for: give the security channel its own file if yours is such a webhook.
+        slackOps: 'slack_webhook_url',
+        slackSecurity: 'slack_webhook_url',
+        // The spec's PAGERDUTY_KEY, one Events v2 integration key per escalation level.
+        pagerdutyOncall: 'pagerduty_oncall_routing_key',
+        pagerdutySenior: 'pagerduty_senior_routing_key',
+        pagerdutyManager: 'pagerduty_manager_routing_key',
+        smtpPassword: 'smtp_auth_password',
+        // Bearer token of the dead man's switch that receives the Watchdog heartbeat.
+        heartbeatToken: 'heartbeat_token',
+      },
+      slack: {
+        opsChannel: '#ops-alerts',  // spec: "Alerts sent to #ops-alerts channel"
+        securityChannel: '#security-alerts',
+      },
+      pagerduty: {
+        // Events API v2 endpoint (Alertmanager's own default); tests point it at a local sink.
+        url: 'https://events.pagerduty.com/v2/enqueue',
+      },
+      email: {
+        to: 'ops@ready-set.app',  // spec: ALERT_EMAIL (daily digest)
+        from: 'alertmanager@ready-set.app',
+        smarthost: 'smtp.ready-set.app:587',
+        authUsername: 'alertmanager@ready-set.app',
+        requireTls: true,
+      },
+      // Dead man's switch (healthchecks.io, Dead Man's Snitch, ...): pages when the Watchdog
+      // heartbeat stops arriving, i.e. when Prometheus or Alertmanager itself is down.
+      heartbeat: { url: 'https://heartbeat.ready-set.app/deletion-monitoring' },
+      // Info alerts are mailed once a day in this local window. The window length is also the
+      // digest route's group_interval, so exactly one flush lands in each window (see the
+      // jsonnet for why). Needs tzdata wherever Alertmanager runs.
+      digest: { start: '09:00', windowMinutes: 15, location: 'America/Los_Angeles' },
+    },
   },
 }

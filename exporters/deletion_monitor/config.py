@@ -43,6 +43,8 @@ def env_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     RESPONSE_TIME_THRESHOLD  milliseconds; moves the p95 latency warning level (default 5 s).
     CHECK_INTERVAL        seconds; the rule evaluation interval and the watch refresh.
     TIME_COMPRESSION      divide every rendered duration by this factor (demo and e2e only).
+    ALERT_EMAIL           address of the Alertmanager email digest (not a secret).
+    ALERTMANAGER_SECRETS_DIR  directory of the Alertmanager secret files (/run/secrets in Docker).
     """
     env = os.environ if env is None else env
     patch: dict[str, Any] = {}
@@ -58,6 +60,17 @@ def env_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         patch["evaluationInterval"] = int(interval)
     if (factor := _positive_number(env, "TIME_COMPRESSION")) is not None:
         patch["timeCompression"] = factor
+    # Alertmanager settings (addresses and paths, never secrets: those stay in *_file files).
+    if email := env.get("ALERT_EMAIL"):
+        if "@" not in email or any(c.isspace() for c in email):
+            raise ConfigError(f"ALERT_EMAIL: expected an email address, got {email!r}")
+        patch.setdefault("alertmanager", {})["email"] = {"to": email}
+    if secrets_dir := env.get("ALERTMANAGER_SECRETS_DIR"):
+        if not secrets_dir.startswith("/"):
+            raise ConfigError(
+                f"ALERTMANAGER_SECRETS_DIR: expected an absolute path, got {secrets_dir!r}"
+            )
+        patch.setdefault("alertmanager", {})["secretsDir"] = secrets_dir.rstrip("/") or "/"
     return patch
 
 

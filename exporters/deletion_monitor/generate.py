@@ -20,7 +20,11 @@ from pathlib import Path
 from deletion_monitor.config import REPO_ROOT, ConfigError, load_config
 
 # Renderer modules, in the order their output is written. Add new renderers here.
-RENDERERS: list[str] = []
+RENDERERS: list[str] = [
+    "deletion_monitor.render_rules",
+    "deletion_monitor.render_alertmanager",
+    "deletion_monitor.render_dashboards",
+]
 
 
 def render_all(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,0 +1,454 @@
+"""In-memory state of the audit exporter and the collector that renders it.
+
+Only the poller thread changes the state (under its lock); a scrape copies it under the same lock
+and builds fresh metric families, so a scrape never touches the database and always sees whole
+batches. Every counter here is a pure function of the rows ingested so far, and the rows are the
+ones in the audit table: restarting the exporter rebuilds exactly the same values from the table.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.samples import Sample
+
+from deletion_monitor import __version__
+
+USER_TYPES: tuple[str, ...] = ("VENDOR", "CLIENT", "DRIVER", "ADMIN", "HELPDESK", "SUPER_ADMIN")
+ERROR_TYPES: tuple[str, ...] = (
+    "timeout",
+    "authorization",
+    "not_found",
+    "business_logic",
+    "constraint",
+    "database",
+    "unknown",
+)
+OUTCOMES: tuple[str, ...] = ("success", "failure")
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+INVALID_REASONS: tuple[str, ...] = (
+    "unknown_outcome",
+    "null_duration",
+    "non_finite_duration",
+    "negative_duration",
+    "bad_rows_deleted",
+)
+FORBIDDEN_KINDS: tuple[str, ...] = ("self_deletion", "super_admin")
+# The contract's buckets (config durationBuckets); the CLI passes the config's list.
+DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30,
+)  # fmt: skip
+CASCADE_BUCKETS: tuple[float, ...] = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+POLL_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+OTHER = "other"
+# App versions remembered for first-seen ordering; old ones beyond this are forgotten (bounded RAM).
+_APP_VERSION_MEMORY = 1000
+
+
+def _le(bound: float) -> str:
+    """Prometheus `le` label text, the same as prometheus_client's own histograms."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+@dataclass
+class Hist:
+    """Non-cumulative bucket counts (last one is +Inf) plus the sum of observations."""
+
+    counts: list[int]
+    total: float = 0.0
+
+    @classmethod
+    def empty(cls, n_bounds: int) -> Hist:
+        return cls([0] * (n_bounds + 1))
+
+    def cumulative(self, bounds: Sequence[float]) -> list[tuple[str, float]]:
+        out, acc = [], 0
+        for bound, count in zip([*bounds, math.inf], self.counts, strict=True):
+            acc += count
+            out.append((_le(bound), float(acc)))
+        return out
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass
+class AuditState:
+    """Everything the exporter serves. Mutated only through AuditStateStore.apply()."""
+
+    duration_bounds: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
+    max_tables: int = 50
+    max_app_versions: int = 5
+    requests: dict[str, int] = field(default_factory=dict)
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    duration: dict[tuple[str, str], Hist] = field(default_factory=dict)
+    large: Hist | None = None
+    cascade: Hist = field(default_factory=lambda: Hist.empty(len(CASCADE_BUCKETS)))
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    by_hour: dict[str, int] = field(default_factory=dict)
+    by_weekday: dict[str, int] = field(default_factory=dict)
+    forbidden: dict[str, int] = field(default_factory=dict)
+    app_versions: dict[str, float] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
+    ingested: int = 0
+    first_row_ts: float | None = None  # occurred_at of the first valid row: the `_created` time
+    first_any_row_ts: float | None = None
+    last_row_ts: float | None = None
+    # Self-metrics of this process (they reset on restart, as process metrics do).
+    loaded: bool = False
+    up: int = 0
+    last_poll_success_ts: float | None = None
+    poll_errors: int = 0
+    poll_hist: Hist = field(default_factory=lambda: Hist.empty(len(POLL_BUCKETS)))
+    cursor_lag: float = 0.0
+    initial_load_seconds: float | None = None
+    process_start: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.large is None:
+            self.large = Hist.empty(len(self.duration_bounds))
+
+
+@dataclass
+class Delta:
+    """What one aggregate query (start-up or one tail batch) adds to the state."""
+
+    groups: list[Mapping[str, Any]]
+    tables: list[tuple[str, int]]  # (table, rows) in first-appearance order of new tables
+
+
+def _add(d: dict[Any, int], key: Any, n: int) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _ts(value: Any) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+class AuditStateStore:
+    """The state plus its lock; apply() merges a Delta, snapshot() copies for a scrape."""
+
+    def __init__(self, state: AuditState) -> None:
+        self._state = state
+        self._lock = threading.Lock()
+
+    def apply(self, delta: Delta) -> None:
+        """Merge the aggregate groups of one query (see audit_exporter.AGGREGATE_SQL)."""
+        s = self._state
+        nb = len(s.duration_bounds)
+        with self._lock:
+            for g in delta.groups:
+                kind, n, reason = g["kind"], int(g["n"]), g["invalid"]
+                if kind == "rows":
+                    s.ingested += n
+                    s.last_row_ts = max(filter(None, (s.last_row_ts, _ts(g["max_at"]))))
+                    s.first_any_row_ts = _min(s.first_any_row_ts, _ts(g["min_at"]))
+                    if reason is None:
+                        s.first_row_ts = _min(s.first_row_ts, _ts(g["min_at"]))
+                    else:
+                        _add(s.invalid, reason, n)
+                    continue
+                if kind == "app_version":
+                    if g["app_version"] is not None:
+                        seen = _min(s.app_versions.get(g["app_version"]), _ts(g["min_at"]))
+                        s.app_versions[g["app_version"]] = seen  # type: ignore[assignment]
+                    continue
+                if reason is not None:
+                    continue  # malformed rows count only in invalid_rows_total
+                if kind == "main":
+                    outcome, ut, db = g["outcome"], g["user_type"], int(g["bucket"])
+                    _add(s.requests, ut, n)
+                    if outcome == "failure":
+                        _add(s.failures, (ut, g["error_type"]), n)
+                    hist = s.duration.setdefault((outcome, ut), Hist.empty(nb))
+                    hist.counts[db] += n
+                    hist.total += float(g["dsum"])
+                    if g["large"]:
+                        assert s.large is not None
+                        s.large.counts[db] += n
+                        s.large.total += float(g["dsum"])
+                    if outcome == "success" and ut == "SUPER_ADMIN":
+                        _add(s.forbidden, "super_admin", n)
+                    if outcome == "success" and g["self_del"]:
+                        _add(s.forbidden, "self_deletion", n)
+                elif kind == "hour":
+                    _add(s.by_hour, f"{int(g['hour']):02d}", n)
+                elif kind == "weekday":
+                    _add(s.by_weekday, WEEKDAYS[int(g["weekday"]) - 1], n)
+                elif kind == "cascade" and g["cbucket"] is not None:
+                    s.cascade.counts[int(g["cbucket"])] += n
+                    s.cascade.total += float(g["tsum"])
+            for table, rows in delta.tables:
+                if table not in s.rows_deleted and len(s.rows_deleted) >= s.max_tables:
+                    table = OTHER  # first max_tables tables keep their name, the rest share one
+                _add(s.rows_deleted, table, int(rows))
+            if len(s.app_versions) > _APP_VERSION_MEMORY:
+                keep = sorted(s.app_versions.items(), key=lambda kv: (kv[1], kv[0]))
+                s.app_versions = dict(keep[-_APP_VERSION_MEMORY:])
+
+    def table_names(self) -> set[str]:
+        with self._lock:
+            return set(self._state.rows_deleted)
+
+    def update(self, **fields: Any) -> None:
+        """Set self-metric fields (up, cursor_lag, ...) atomically."""
+        with self._lock:
+            for key, value in fields.items():
+                setattr(self._state, key, value)
+
+    def poll_finished(self, seconds: float, ok: bool) -> None:
+        with self._lock:
+            s = self._state
+            s.poll_hist.counts[_bucket_index(POLL_BUCKETS, seconds)] += 1
+            s.poll_hist.total += seconds
+            if ok:
+                s.up, s.last_poll_success_ts = 1, time.time()
+            else:
+                s.up = 0
+                s.poll_errors += 1
+
+    def snapshot(self) -> AuditState:
+        """A deep-enough copy for rendering (containers copied; Hist objects copied)."""
+        with self._lock:
+            s = self._state
+            copy = AuditState(**{k: getattr(s, k) for k in s.__dataclass_fields__})
+            for name in (
+                "requests", "failures", "rows_deleted", "by_hour", "by_weekday",
+                "forbidden", "app_versions", "invalid",
+            ):  # fmt: skip
+                setattr(copy, name, dict(getattr(s, name)))
+            copy.duration = {k: Hist(list(h.counts), h.total) for k, h in s.duration.items()}
+            assert s.large is not None
+            copy.large = Hist(list(s.large.counts), s.large.total)
+            copy.cascade = Hist(list(s.cascade.counts), s.cascade.total)
+            copy.poll_hist = Hist(list(s.poll_hist.counts), s.poll_hist.total)
+            return copy
+
+
+def _bucket_index(bounds: Sequence[float], value: float) -> int:
+    for i, bound in enumerate(bounds):
+        if value <= bound:
+            return i
+    return len(bounds)
+
+
+def _histogram(
+    name: str,
+    doc: str,
+    labelnames: Sequence[str],
+    items: Iterable[tuple[Sequence[str], Hist]],
+    bounds: Sequence[float],
+    created: float | None,
+) -> HistogramMetricFamily:
+    fam = HistogramMetricFamily(name, doc, labels=labelnames)
+    for labels, hist in items:
+        fam.add_metric(list(labels), hist.cumulative(bounds), hist.total)
+        if created is not None:
+            # HistogramMetricFamily.add_metric has no `created`; add the sample the same way
+            # CounterMetricFamily does, so histograms get the same stable created time.
+            fam.samples.append(Sample(f"{name}_created", dict(zip(labelnames, labels, strict=True)), created))
+    return fam
+
+
+class AuditCollector:
+    """prometheus_client custom collector: fresh families from a state snapshot per scrape."""
+
+    def __init__(self, store: AuditStateStore) -> None:
+        self.store = store
+
+    def describe(self) -> list[Metric]:
+        # An empty describe() keeps register() from calling collect() (which needs no DB anyway).
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        s = self.store.snapshot()
+        yield from self._self_metrics(s)
+        if not s.loaded:
+            # Before the start-up aggregate has run, publish no deletion counters at all: a
+            # counter that went 0 -> all-time total would look like a burst of deletions.
+            return
+        created = s.first_row_ts
+        bounds = s.duration_bounds
+
+        fam = CounterMetricFamily(
+            "deletion_requests",
+            "DELETE /api/users/{id} calls recorded in the audit log, by deleted user's type.",
+            labels=["user_type"],
+        )
+        for ut in (*USER_TYPES, OTHER):
+            if ut in s.requests or ut != OTHER:
+                fam.add_metric([ut], s.requests.get(ut, 0), created=created)
+        yield fam
+
+        fam = CounterMetricFamily(
+            "deletion_failures",
+            "Failed deletion calls by deleted user's type and error class.",
+            labels=["user_type", "error_type"],
+        )
+        for (ut, et), n in sorted(s.failures.items()):
+            fam.add_metric([ut, et], n, created=created)
+        yield fam
+
+        yield _histogram(
+            "deletion_duration_seconds",
+            "Wall time of deletion calls (audit duration_seconds).",
+            ["outcome", "user_type"],
+            sorted(s.duration.items()),
+            bounds,
+            created,
+        )
+        assert s.large is not None
+        yield _histogram(
+            "deletion_large_cascade_duration_seconds",
+            "Wall time of successful deletions whose cascade removed at least the "
+            "large-cascade threshold of rows (complex deletions).",
+            [],
+            [((), s.large)],
+            bounds,
+            created,
+        )
+        fam = CounterMetricFamily(
+            "deletion_rows_deleted",
+            "Rows removed by successful deletions, per table (rows_deleted); capped tables.",
+            labels=["table"],
+        )
+        for table, n in sorted(s.rows_deleted.items()):
+            fam.add_metric([table], n, created=created)
+        yield fam
+        yield _histogram(
+            "deletion_cascade_rows",
+            "Total rows removed per successful deletion (sum of rows_deleted).",
+            [],
+            [((), s.cascade)],
+            CASCADE_BUCKETS,
+            created,
+        )
+        fam = CounterMetricFamily(
+            "deletion_requests_by_hour",
+            "Deletion calls by UTC hour of occurred_at (usage pattern).",
+            labels=["hour"],
+        )
+        for hour in range(24):
+            fam.add_metric([f"{hour:02d}"], s.by_hour.get(f"{hour:02d}", 0), created=created)
+        yield fam
+        fam = CounterMetricFamily(
+            "deletion_requests_by_weekday",
+            "Deletion calls by UTC weekday of occurred_at (usage pattern).",
+            labels=["weekday"],
+        )
+        for day in WEEKDAYS:
+            fam.add_metric([day], s.by_weekday.get(day, 0), created=created)
+        yield fam
+        fam = CounterMetricFamily(
+            "deletion_forbidden_successes",
+            "Successful deletions the business rules forbid (self-deletion, SUPER_ADMIN target).",
+            labels=["kind"],
+        )
+        for kind in FORBIDDEN_KINDS:
+            fam.add_metric([kind], s.forbidden.get(kind, 0), created=created)
+        yield fam
+
+        recent = sorted(s.app_versions.items(), key=lambda kv: (kv[1], kv[0]))[
+            -s.max_app_versions :
+        ]
+        fam = GaugeMetricFamily(
+            "deletion_app_version_first_seen_timestamp_seconds",
+            "occurred_at of the first audit row of each recent app_version (deploy marker).",
+            labels=["app_version"],
+        )
+        for version, seen in recent:
+            fam.add_metric([version], seen)
+        yield fam
+        fam = GaugeMetricFamily(
+            "deletion_app_version_info",
+            "1 for the newest app_version by first appearance.",
+            labels=["app_version"],
+        )
+        if recent:
+            fam.add_metric([recent[-1][0]], 1)
+        yield fam
+
+    def _self_metrics(self, s: AuditState) -> Iterable[Metric]:
+        rows_created = s.first_any_row_ts
+        yield GaugeMetricFamily(
+            "deletion_audit_up", "1 if the last database poll succeeded.", value=s.up
+        )
+        fam = GaugeMetricFamily(
+            "deletion_audit_last_row_timestamp_seconds",
+            "Largest occurred_at of the audit rows ingested so far.",
+        )
+        if s.last_row_ts is not None:
+            fam.add_metric([], s.last_row_ts)
+        yield fam
+        fam = GaugeMetricFamily(
+            "deletion_audit_last_poll_success_timestamp_seconds",
+            "Unix time of the last successful database poll.",
+        )
+        if s.last_poll_success_ts is not None:
+            fam.add_metric([], s.last_poll_success_ts)
+        yield fam
+        if s.loaded:
+            fam = CounterMetricFamily(
+                "deletion_audit_rows_ingested",
+                "Audit rows read (valid and invalid); equals the table's row count once caught up.",
+            )
+            fam.add_metric([], s.ingested, created=rows_created)
+            yield fam
+            fam = CounterMetricFamily(
+                "deletion_audit_invalid_rows",
+                "Malformed audit rows skipped, by reason.",
+                labels=["reason"],
+            )
+            for reason in INVALID_REASONS:
+                fam.add_metric([reason], s.invalid.get(reason, 0), created=rows_created)
+            yield fam
+        fam = CounterMetricFamily(
+            "deletion_audit_poll_errors",
+            "Database polls (or connection attempts) that failed since the exporter started.",
+        )
+        fam.add_metric([], s.poll_errors, created=s.process_start)
+        yield fam
+        yield _histogram(
+            "deletion_audit_poll_duration_seconds",
+            "Duration of database polls.",
+            [],
+            [((), s.poll_hist)],
+            POLL_BUCKETS,
+            s.process_start,
+        )
+        yield GaugeMetricFamily(
+            "deletion_audit_cursor_lag_seconds",
+            "How long committed audit rows have been held back behind an open transaction "
+            "(the oldest running transaction pins the cursor).",
+            value=s.cursor_lag,
+        )
+        fam = GaugeMetricFamily(
+            "deletion_audit_initial_load_duration_seconds",
+            "Seconds the start-up aggregate over the audit table took.",
+        )
+        if s.initial_load_seconds is not None:
+            fam.add_metric([], s.initial_load_seconds)
+        yield fam
+        fam = GaugeMetricFamily(
+            "deletion_audit_exporter_info", "Exporter version.", labels=["version"]
+        )
+        fam.add_metric([__version__], 1)
+        yield fam

@@ -1,0 +1,180 @@
+"""Integrity checks as data: load a checks YAML file and validate it strictly.
+
+A mistake in the file (a typo in a key, a negative timeout, a %(param)s the check does not
+define) is reported as one line naming the field, before anything touches the database, so that
+`integrity-exporter --check-only` in CI catches it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CHECKS_PATH = Path(__file__).resolve().parents[1] / "checks" / "default.yml"
+
+CATEGORIES = (
+    "foreign_key",
+    "cascade",
+    "manual_cleanup",
+    "audit_trail",
+    "consistency",
+    "security",
+    "schema",
+)
+SEVERITIES = ("critical", "warning", "info")
+KINDS = ("count", "completeness")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_REQUIRED = ("name", "category", "severity", "sql", "interval", "timeout")
+_OPTIONAL = ("kind", "sample_sql", "params", "description", "recommendation")
+_TOP_LEVEL = ("checks",)
+
+ParamValue = str | int | float | bool | list[str | int | float | bool]
+
+
+class CheckConfigError(ValueError):
+    """The checks file is invalid; the message is one line naming the file and the field."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One integrity check. `params` are sent as bind parameters, never formatted into SQL."""
+
+    name: str
+    category: str
+    severity: str
+    sql: str
+    interval: float
+    timeout: float
+    kind: str = "count"
+    sample_sql: str | None = None
+    params: dict[str, ParamValue] = field(default_factory=dict)
+    description: str = ""
+    recommendation: str = ""
+
+    def query_params(self) -> dict[str, ParamValue] | None:
+        # None when the check has no params: then psycopg leaves a literal % alone, so checks
+        # without params may use LIKE 'x%' without doubling the %.
+        return dict(self.params) if self.params else None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
+    if not isinstance(raw, dict):
+        raise CheckConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    name = raw.get("name")
+    if isinstance(name, str) and name:
+        where = f"{where} ({name})"
+    for key in raw:
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            allowed = ", ".join(_REQUIRED + _OPTIONAL)
+            raise CheckConfigError(f"{where}.{key}: unknown field (allowed: {allowed})")
+    for key in _REQUIRED:
+        if key not in raw or raw[key] is None:
+            raise CheckConfigError(f"{where}.{key}: required field missing")
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise CheckConfigError(f"{where}.name: must be snake_case ([a-z][a-z0-9_]*), got {name!r}")
+    if name in seen:
+        raise CheckConfigError(f"{where}.name: duplicate check name {name!r}")
+    for key, allowed in (("category", CATEGORIES), ("severity", SEVERITIES)):
+        if raw[key] not in allowed:
+            raise CheckConfigError(
+                f"{where}.{key}: must be one of {', '.join(allowed)}, got {raw[key]!r}"
+            )
+    kind = raw.get("kind", "count")
+    if kind not in KINDS:
+        raise CheckConfigError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+    for key in ("interval", "timeout"):
+        if not _is_number(raw[key]) or raw[key] <= 0:
+            raise CheckConfigError(
+                f"{where}.{key}: must be a positive number of seconds, got {raw[key]!r}"
+            )
+    # A run longer than the interval would make runs queue up behind each other.
+    if raw["timeout"] > raw["interval"]:
+        raise CheckConfigError(
+            f"{where}.timeout: must not exceed interval ({raw['interval']}), got {raw['timeout']}"
+        )
+    for key in ("sql", "sample_sql", "description", "recommendation"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            raise CheckConfigError(f"{where}.{key}: must be a non-empty string")
+
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise CheckConfigError(f"{where}.params: expected a mapping of name to value")
+    for pname, value in params.items():
+        if not isinstance(pname, str) or not re.match(r"^\w+$", pname):
+            raise CheckConfigError(f"{where}.params.{pname}: parameter names must be identifiers")
+        scalar = (str, int, float, bool)
+        ok = isinstance(value, scalar) or (
+            isinstance(value, list) and value and all(isinstance(v, scalar) for v in value)
+        )
+        if not ok:
+            raise CheckConfigError(
+                f"{where}.params.{pname}: must be a scalar or a non-empty list of scalars"
+            )
+    for key in ("sql", "sample_sql"):
+        for placeholder in _PLACEHOLDER.findall(raw.get(key) or ""):
+            if placeholder not in params:
+                raise CheckConfigError(
+                    f"{where}.{key}: uses %({placeholder})s but params has no {placeholder!r}"
+                )
+    if kind == "completeness" and "sample_sql" in raw:
+        raise CheckConfigError(
+            f"{where}.sample_sql: not used by kind completeness (its rows are the samples)"
+        )
+    seen.add(name)
+    return Check(
+        name=name,
+        category=raw["category"],
+        severity=raw["severity"],
+        sql=raw["sql"],
+        interval=float(raw["interval"]),
+        timeout=float(raw["timeout"]),
+        kind=kind,
+        sample_sql=raw.get("sample_sql"),
+        params=dict(params),
+        description=" ".join(str(raw.get("description", "")).split()),
+        recommendation=" ".join(str(raw.get("recommendation", "")).split()),
+    )
+
+
+def parse_checks(data: object, source: str = "checks") -> list[Check]:
+    """Validate an already-parsed YAML document; raise CheckConfigError on the first problem."""
+    if not isinstance(data, dict):
+        raise CheckConfigError(f"{source}: expected a mapping with a 'checks' list")
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise CheckConfigError(f"{source}: {key}: unknown top-level field (allowed: checks)")
+    checks_raw = data.get("checks")
+    if not isinstance(checks_raw, list) or not checks_raw:
+        raise CheckConfigError(f"{source}: checks: must be a non-empty list")
+    seen: set[str] = set()
+    return [
+        _validate_check(raw, f"{source}: checks[{i}]", seen) for i, raw in enumerate(checks_raw)
+    ]
+
+
+def load_checks(path: Path | str | None = None) -> list[Check]:
+    """Read and validate a checks file (default: the packaged checks/default.yml)."""
+    path = Path(path) if path else DEFAULT_CHECKS_PATH
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CheckConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CheckConfigError(f"{path}:{at} invalid YAML: {problem}") from None
+    return parse_checks(data, str(path))

@@ -1,0 +1,91 @@
+"""Prometheus collector for the integrity exporter: reads the scheduler's latest results.
+
+collect() only copies in-memory state, so a scrape is instant and never touches the database,
+however slow the checks are. Sample keys are deliberately absent: they are user ids and row ids,
+unbounded and personal, and belong in the check-integrity report only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from deletion_monitor import __version__
+from deletion_monitor.integrity.scheduler import IntegrityState
+
+
+class IntegrityCollector(Collector):
+    def __init__(self, state: IntegrityState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.state.snapshot()
+        created = snap.started_at
+        violations = GaugeMetricFamily(
+            "deletion_integrity_violations",
+            "Violations found by the last successful run of each integrity check.",
+            labels=["check", "category", "severity"],
+        )
+        duration = GaugeMetricFamily(
+            "deletion_integrity_check_duration_seconds",
+            "Wall time of the last run of each check (successful or not).",
+            labels=["check"],
+        )
+        last_success = GaugeMetricFamily(
+            "deletion_integrity_check_last_success_timestamp_seconds",
+            "Unix time of the last successful run of each check.",
+            labels=["check"],
+        )
+        errors = CounterMetricFamily(
+            "deletion_integrity_check_errors",
+            "Failed runs of each check (SQL error, timeout, lost connection, bad result).",
+            labels=["check"],
+            created=created,
+        )
+        up = GaugeMetricFamily(
+            "deletion_integrity_check_up",
+            "1 if the last run of the check succeeded, 0 if it failed.",
+            labels=["check"],
+        )
+        for st in snap.checks:
+            c = st.check
+            # A check that has never succeeded has no violation value: absent, not a fake 0.
+            if st.violations is not None:
+                violations.add_metric([c.name, c.category, c.severity], st.violations)
+            if st.duration is not None:
+                duration.add_metric([c.name], st.duration)
+            if st.last_success is not None:
+                last_success.add_metric([c.name], st.last_success)
+            errors.add_metric([c.name], st.errors_total, created=created)
+            if st.up is not None:
+                up.add_metric([c.name], 1.0 if st.up else 0.0)
+        yield from (violations, duration, last_success, errors, up)
+
+        yield CounterMetricFamily(
+            "deletion_completeness_audited",
+            "Successful deletions re-verified by the completeness audit.",
+            value=snap.completeness_audited_total,
+            created=created,
+        )
+        yield CounterMetricFamily(
+            "deletion_completeness_failures",
+            "Audited deletions that still had rows referencing the deleted user.",
+            value=snap.completeness_failures_total,
+            created=created,
+        )
+        db_up = GaugeMetricFamily(
+            "deletion_integrity_up",
+            "1 if the exporter reached the database on its last attempt, 0 if not.",
+        )
+        # Unknown until the first attempt: report 0 rather than claim a healthy database.
+        db_up.add_metric([], 1.0 if snap.db_up else 0.0)
+        yield db_up
+        info = GaugeMetricFamily(
+            "deletion_integrity_exporter_info",
+            "Version of the integrity exporter (always 1).",
+            labels=["version"],
+        )
+        info.add_metric([__version__], 1.0)
+        yield info

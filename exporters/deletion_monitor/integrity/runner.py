@@ -1,0 +1,174 @@
+"""Run one integrity check: a READ ONLY transaction with a server-side statement_timeout.
+
+Shared by the exporter's scheduler, the one-shot check-integrity report and the benchmark, so
+that all three measure and report exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from deletion_monitor.integrity.checks import Check
+from deletion_monitor.redaction import redact
+
+APPLICATION_NAME = "deletion-integrity-exporter"
+# Seconds past a check's timeout before the client cancels the query itself: the server's
+# statement_timeout normally fires first; this only matters when the server cannot be heard.
+CLIENT_CANCEL_GRACE = 5.0
+
+
+@dataclass
+class CheckResult:
+    """Outcome of one run. `violations` is None when the run failed."""
+
+    check: Check
+    ok: bool
+    duration: float
+    finished_at: float  # Unix time
+    violations: int | None = None
+    error: str | None = None
+    # timeout | connection | sql | result: lets callers tell a broken check from a lost DB
+    error_kind: str | None = None
+    audited: int = 0  # completeness kind: deletions audited in this run
+    failures: int = 0  # completeness kind: audited deletions with leftovers
+    samples: list[str] = field(default_factory=list)
+
+
+class ResultShapeError(ValueError):
+    """The check's SQL returned something other than what its kind promises."""
+
+
+def connect(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg.Connection:
+    """A connection whose every transaction is READ ONLY (BEGIN READ ONLY)."""
+    conn = psycopg.connect(
+        dsn,
+        autocommit=False,
+        connect_timeout=5,
+        application_name=application_name,
+        # Keepalives so that a vanished server is noticed by the OS, not after hours.
+        keepalives=1,
+        keepalives_idle=10,
+        keepalives_interval=5,
+        keepalives_count=3,
+    )
+    conn.read_only = True
+    return conn
+
+
+def _as_count(value: object, check: Check) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ResultShapeError(
+            f"check {check.name}: sql must return one integer column, got {type(value).__name__}"
+        )
+    if value != int(value) or value < 0:
+        raise ResultShapeError(f"check {check.name}: violation count must be a whole number >= 0")
+    return int(value)
+
+
+def _evaluate(cur: psycopg.Cursor, check: Check, result: CheckResult) -> None:
+    rows = cur.fetchall()
+    if check.kind == "completeness":
+        for row in rows:
+            if len(row) != 2 or not isinstance(row[1], list | type(None)):
+                raise ResultShapeError(
+                    f"check {check.name}: completeness sql must return "
+                    "(target_user_id, leftover_tables text[]) rows"
+                )
+            leftovers = [str(t) for t in row[1] or []]
+            result.audited += 1
+            if leftovers:
+                result.failures += 1
+                result.samples.append(f"{row[0]}: {', '.join(leftovers)}")
+        result.violations = result.failures
+        return
+    if len(rows) != 1 or len(rows[0]) != 1:
+        raise ResultShapeError(
+            f"check {check.name}: sql must return exactly one row with one column, "
+            f"got {len(rows)} row(s)"
+        )
+    result.violations = _as_count(rows[0][0], check)
+
+
+def run_check(
+    conn: psycopg.Connection, check: Check, with_samples: bool = False, sample_limit: int = 5
+) -> CheckResult:
+    """Run `check` once on `conn`; never raises for a database or SQL problem.
+
+    The transaction is always rolled back: checks only read, and a rollback also ends a
+    transaction that an error aborted. If error_kind is "connection", the caller must discard
+    the connection.
+    """
+    started = time.monotonic()
+    result = CheckResult(check=check, ok=False, duration=0.0, finished_at=0.0)
+    timer = threading.Timer(check.timeout + CLIENT_CANCEL_GRACE, _cancel, args=(conn,))
+    timer.daemon = True
+    timer.start()
+    try:
+        with conn.cursor() as cur:
+            # SET LOCAL semantics (is_local=true): the limit dies with the transaction, and a
+            # bind parameter is possible here where SET would need the value pasted in.
+            cur.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                (str(max(1, int(check.timeout * 1000))),),
+            )
+            cur.execute(check.sql, check.query_params())
+            _evaluate(cur, check, result)
+            if with_samples and check.sample_sql and result.violations:
+                cur.execute(check.sample_sql, check.query_params())
+                result.samples = [
+                    str(row[0]) if len(row) == 1 else " ".join(map(str, row))
+                    for row in cur.fetchmany(sample_limit)
+                ]
+        result.ok = True
+    except pg_errors.QueryCanceled:
+        result.error_kind = "timeout"
+        result.error = (
+            f"timed out after {check.timeout:g}s (statement_timeout, cancelled on the server)"
+        )
+    except ResultShapeError as exc:
+        result.error_kind = "result"
+        result.error = str(exc)
+    except psycopg.OperationalError as exc:
+        # Connection lost, server shut down, admin terminated the backend.
+        result.error_kind = "connection"
+        result.error = _one_line(exc)
+    except psycopg.Error as exc:
+        result.error_kind = "sql"
+        state = f" [{exc.sqlstate}]" if getattr(exc, "sqlstate", None) else ""
+        result.error = f"{type(exc).__name__}{state}: {_one_line(exc)}"
+    finally:
+        timer.cancel()
+        if not conn.closed:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                result.error_kind = result.error_kind or "connection"
+        if conn.broken or conn.closed:
+            result.error_kind = "connection"
+            result.ok = False
+            result.error = result.error or "connection lost"
+    result.duration = time.monotonic() - started
+    result.finished_at = time.time()
+    if not result.ok:
+        result.violations = None
+        result.audited = result.failures = 0
+    return result
+
+
+def _cancel(conn: psycopg.Connection) -> None:
+    # Runs in a timer thread: the server-side statement_timeout did not end the query in time.
+    # Best effort: whatever happens, the worker's own error handling reports the run.
+    with contextlib.suppress(Exception):
+        conn.cancel_safe(timeout=3)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact(text[0] if text else type(exc).__name__)

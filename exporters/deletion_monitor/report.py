@@ -1,0 +1,951 @@
+"""`deletion-monitor report {usage-patterns,health,trends,compliance}`: reports from Prometheus.
+
+Every figure is computed here from the exporters' raw series (deletion_requests_total,
+deletion_duration_seconds_bucket, deletion_integrity_violations, ...) with PromQL built from the
+thresholds in config/config.libsonnet, so a report works on any Prometheus that scrapes the
+exporters, with or without this project's recording rules loaded.
+
+Counts are exact: `exact_increase()` takes the difference between the counter at the end and at
+the start of the range instead of `increase()`, which extrapolates to the range boundaries and
+would turn 120 deletions into 120.7. Percentiles come from the histogram buckets, so they are exact
+to the bucket boundaries (`histogram_quantile` interpolates inside the bucket).
+
+optimization_recommendations come from RULES, a table of (condition over measured figures ->
+text); docs/reports.md lists the same table. No recommendation is ever emitted without its rule's
+condition holding on the data in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deletion_monitor.config import ConfigError, load_config
+from deletion_monitor.promapi import (
+    DEFAULT_URL,
+    PrometheusClient,
+    PrometheusError,
+    format_duration,
+    parse_duration,
+)
+
+HELP = "Usage-pattern, health, trend and compliance reports computed from Prometheus data."
+
+KINDS = ("usage-patterns", "health", "trends", "compliance")
+# The spec's cadence: weekly usage analysis and trends, daily health, monthly compliance.
+DEFAULT_RANGES = {"usage-patterns": "7d", "health": "1d", "trends": "7d", "compliance": "30d"}
+NO_DATA = "no data in range"
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS = tuple(f"{h:02d}" for h in range(24))
+# deletion_integrity_violations categories that mean "rows left behind by a deletion".
+ORPHAN_CATEGORIES = ("foreign_key", "cascade", "manual_cleanup")
+
+# Report-only limits of the recommendation rules. They are not alert thresholds (those live in
+# config.libsonnet and are read from there); they decide when a pattern is strong enough to be
+# worth a recommendation. docs/reports.md documents each one next to its rule.
+LIMITS = {
+    # A failure class this large a share of all failures deserves its own remediation.
+    "failure_class_share": 0.25,
+    # Peak hour carrying this many times the mean hourly volume: batch bulk deletions.
+    "peak_hour_batching_factor": 3.0,
+    # Peak hour at this many times the mean: alert ahead of the daily peak.
+    "peak_hour_alerting_factor": 2.0,
+    # Per-user-type figures need this many deletions in range to mean anything.
+    "min_requests_per_user_type": 20,
+    # Slowest user type's p95 this many times the fastest one's: correlate type and latency.
+    "user_type_p95_spread": 2.0,
+    # Fitted daily volume 30 days ahead this many times today's: plan capacity.
+    "capacity_growth_factor": 1.5,
+    # Days of data the capacity projection needs before it is shown.
+    "min_days_for_projection": 3,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# PromQL builders
+
+
+def selector(metric: str, sel: str, extra: str = "") -> str:
+    """`metric{sel,extra}` with empty parts dropped."""
+    inner = ",".join(p for p in (sel, extra) if p)
+    return f"{metric}{{{inner}}}"
+
+
+def exact_increase(series: str, window: str) -> str:
+    """Per-series counter increase over `window`, without increase()'s extrapolation.
+
+    end - start for series present at both ends with no reset; the full value for series that
+    appeared inside the window (a counter starts at 0); increase() only as the fallback for series
+    that reset inside the window, where end - start would be wrong.
+    """
+    return (
+        f"(({series} - {series} offset {window}) and (resets({series}[{window}]) == 0))"
+        f" or ({series} unless {series} offset {window})"
+        f" or increase({series}[{window}])"
+    )
+
+
+def _num(value: float | None) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or not den:
+        return None
+    return num / den
+
+
+def _count(value: float | None) -> int | None:
+    # Exact increases of integer counters are integers; round off float noise.
+    return None if value is None else round(value)
+
+
+class Source:
+    """The queries of one report: a client, the config, and the evaluation time."""
+
+    def __init__(self, client: PrometheusClient, cfg: dict[str, Any], at: float) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.at = at
+        self.audit = cfg["auditExporterSelector"]
+        self.integrity = cfg["integrityExporterSelector"]
+        self.app = cfg["appSelector"]
+
+    def req(self, extra: str = "") -> str:
+        return selector("deletion_requests_total", self.audit, extra)
+
+    def fail(self, extra: str = "") -> str:
+        return selector("deletion_failures_total", self.audit, extra)
+
+    def value(self, expr: str, at: float | None = None) -> float | None:
+        return _num(self.client.query_value(expr, self.at if at is None else at))
+
+    def by(self, expr: str, label: str, at: float | None = None) -> dict[str, float]:
+        samples = self.client.query(expr, self.at if at is None else at)
+        out: dict[str, float] = {}
+        for s in samples:
+            v = _num(s.value)
+            if v is not None:
+                out[s.labels.get(label, "")] = v
+        return out
+
+    def total(self, series: str, window: str, at: float | None = None) -> float | None:
+        return self.value(f"sum({exact_increase(series, window)})", at)
+
+    def total_by(self, series: str, window: str, label: str) -> dict[str, float]:
+        return self.by(f"sum by ({label}) ({exact_increase(series, window)})", label)
+
+    def quantile(
+        self, q: float, metric: str, sel: str, window: str, at: float | None = None
+    ) -> float | None:
+        buckets = selector(f"{metric}_bucket", sel)
+        return self.value(
+            f"histogram_quantile({q}, sum by (le) ({exact_increase(buckets, window)}))", at
+        )
+
+    def quantile_by(self, q: float, metric: str, label: str, window: str) -> dict[str, float]:
+        buckets = selector(f"{metric}_bucket", self.audit)
+        return self.by(
+            f"histogram_quantile({q}, sum by ({label}, le) ({exact_increase(buckets, window)}))",
+            label,
+        )
+
+    def average(self, metric: str, window: str, at: float | None = None) -> float | None:
+        s = exact_increase(selector(f"{metric}_sum", self.audit), window)
+        c = exact_increase(selector(f"{metric}_count", self.audit), window)
+        return self.value(f"sum({s}) / sum({c})", at)
+
+    def series_present(self, series: str, window: str, at: float | None = None) -> bool:
+        """True when some series has two samples inside the window: one sample (the exporter
+        came up at the very end) measures no interval, so it is no data, not zero deletions."""
+        expr = f"max(count_over_time({series}[{window}])) >= 2"
+        return bool(self.client.query(expr, self.at if at is None else at))
+
+    def daily(self, expr_for_1d: str, days: int) -> list[tuple[float, float | None]]:
+        """Evaluate a 1-day expression at each day end (at - (days-1)d ... at)."""
+        if days < 1:
+            return []
+        start = self.at - (days - 1) * 86400
+        series = self.client.query_range(expr_for_1d, start, self.at, 86400)
+        points = {round(t): _num(v) for t, v in series[0].points} if series else {}
+        return [(start + i * 86400, points.get(round(start + i * 86400))) for i in range(days)]
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+
+def _latency(src: Source, window: str, at: float | None = None) -> dict[str, float | None]:
+    m = "deletion_duration_seconds"
+    return {
+        "average_seconds": src.average(m, window, at),
+        "p50_seconds": src.quantile(0.5, m, src.audit, window, at),
+        "p95_seconds": src.quantile(0.95, m, src.audit, window, at),
+        "p99_seconds": src.quantile(0.99, m, src.audit, window, at),
+    }
+
+
+def _volume(src: Source, window: str, at: float | None = None) -> dict[str, Any]:
+    present = src.series_present(src.req(), window, at)
+    requests = _count(src.total(src.req(), window, at)) if present else None
+    failures = _count(src.total(src.fail(), window, at)) or 0
+    if requests is None:
+        return {
+            "requests": None,
+            "failures": None,
+            "successes": None,
+            "success_rate": None,
+            "error_rate": None,
+        }
+    failures = min(failures, requests)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "successes": requests - failures,
+        "success_rate": _ratio(requests - failures, requests),
+        "error_rate": _ratio(failures, requests),
+    }
+
+
+def _failure_classes(src: Source, window: str) -> list[dict[str, Any]]:
+    counts = {k: _count(v) or 0 for k, v in src.total_by(src.fail(), window, "error_type").items()}
+    total = sum(counts.values())
+    rows = [
+        {"error_type": k, "failures": v, "share": _ratio(v, total)}
+        for k, v in counts.items()
+        if v > 0
+    ]
+    return sorted(rows, key=lambda r: (-r["failures"], r["error_type"]))
+
+
+def _linear_fit(ys: list[float]) -> tuple[float, float] | None:
+    """Least-squares (intercept, slope) of ys against 0..n-1; None under two points."""
+    n = len(ys)
+    if n < 2:
+        return None
+    mean_x = (n - 1) / 2
+    mean_y = sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in range(n))
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(ys)) / sxx
+    return mean_y - slope * mean_x, slope
+
+
+def usage_patterns(src: Source, window: str) -> dict[str, Any]:
+    """Figures of the weekly usage-pattern analysis."""
+    seconds = parse_duration(window)
+    days_in_range = seconds / 86400
+    volume = _volume(src, window)
+    if volume["requests"] is None:
+        return {"data": False}
+    total = volume["requests"]
+    by_hour_raw = src.total_by(
+        selector("deletion_requests_by_hour_total", src.audit), window, "hour"
+    )
+    by_hour = {h: _count(by_hour_raw.get(h)) or 0 for h in HOURS}
+    by_wd_raw = src.total_by(
+        selector("deletion_requests_by_weekday_total", src.audit), window, "weekday"
+    )
+    by_weekday = {d: _count(by_wd_raw.get(d)) or 0 for d in WEEKDAYS}
+    hour_total = sum(by_hour.values())
+    mean_hour = hour_total / 24 if hour_total else None
+    peak_hour = max(HOURS, key=lambda h: (by_hour[h], -int(h))) if hour_total else None
+    peak_day = (
+        max(WEEKDAYS, key=lambda d: (by_weekday[d], -WEEKDAYS.index(d)))
+        if sum(by_weekday.values())
+        else None
+    )
+
+    req_by_type = src.total_by(src.req(), window, "user_type")
+    fail_by_type = src.total_by(src.fail(), window, "user_type")
+    p95_by_type = src.quantile_by(0.95, "deletion_duration_seconds", "user_type", window)
+    user_types = []
+    for ut in sorted(req_by_type):
+        n = _count(req_by_type[ut]) or 0
+        f = min(_count(fail_by_type.get(ut)) or 0, n)
+        user_types.append(
+            {
+                "user_type": ut,
+                "requests": n,
+                "failures": f,
+                "error_rate": _ratio(f, n),
+                "p95_seconds": p95_by_type.get(ut),
+            }
+        )
+    user_types.sort(key=lambda r: (-r["requests"], r["user_type"]))
+    slowest = sorted(
+        (r for r in user_types if r["p95_seconds"] is not None),
+        key=lambda r: (-r["p95_seconds"], r["user_type"]),
+    )
+
+    complex_sel = src.audit
+    complex_count = _count(
+        src.total(selector("deletion_large_cascade_duration_seconds_count", complex_sel), window)
+    )
+    complex_p95 = src.quantile(0.95, "deletion_large_cascade_duration_seconds", complex_sel, window)
+
+    days = int(days_in_range)
+    daily_expr = f"sum({exact_increase(src.req(), '1d')})"
+    daily = [{"day_end": _iso(t), "requests": _count(v)} for t, v in src.daily(daily_expr, days)]
+    counts = [d["requests"] for d in daily if d["requests"] is not None]
+    projection: dict[str, Any] = {"days_used": len(counts)}
+    fit = _linear_fit([float(c) for c in counts])
+    if fit and len(counts) >= LIMITS["min_days_for_projection"]:
+        intercept, slope = fit
+        current = intercept + slope * (len(counts) - 1)
+        ahead = max(0.0, current + slope * 30)
+        projection.update(
+            {
+                "trend_per_day": slope,
+                "fitted_daily_now": current,
+                "projected_daily_in_30d": ahead,
+                "growth_factor_30d": _ratio(ahead, current) if current > 0 else None,
+                "peak_hour_per_day": (by_hour[peak_hour] / days_in_range) if peak_hour else None,
+            }
+        )
+    else:
+        projection["note"] = (
+            f"needs at least {LIMITS['min_days_for_projection']} whole days of data"
+        )
+
+    return {
+        "data": True,
+        "totals": volume,
+        "per_period": {
+            "per_day": total / days_in_range,
+            "per_week": total / days_in_range * 7,
+            "per_month": total / days_in_range * 30,
+        },
+        "daily": daily,
+        "by_hour": by_hour,
+        "peak_hour": peak_hour,
+        "peak_hour_requests": by_hour[peak_hour] if peak_hour else None,
+        "mean_hourly_requests": mean_hour,
+        "by_weekday": by_weekday,
+        "peak_weekday": peak_day,
+        "user_types": user_types,
+        "failure_classes": _failure_classes(src, window),
+        "latency": _latency(src, window),
+        "slowest_user_types": [
+            {"user_type": r["user_type"], "p95_seconds": r["p95_seconds"]} for r in slowest
+        ],
+        "complex_deletions": {"count": complex_count, "p95_seconds": complex_p95},
+        "capacity_projection": projection,
+    }
+
+
+def _alerts_fired(src: Source, window: str) -> list[dict[str, Any]]:
+    sel = f'alertstate="firing",service="{src.cfg["serviceName"]}",alertname!="Watchdog"'
+    samples = src.client.query(
+        f"count by (alertname, severity) (max_over_time(ALERTS{{{sel}}}[{window}]))", src.at
+    )
+    rows = [
+        {"alertname": s.labels.get("alertname", ""), "severity": s.labels.get("severity", "")}
+        for s in samples
+    ]
+    return sorted(rows, key=lambda r: (r["severity"], r["alertname"]))
+
+
+def _peak(src: Source, expr: str, window: str) -> float | None:
+    return src.value(f"max_over_time(({expr})[{window}:5m])")
+
+
+def health(src: Source, window: str) -> dict[str, Any]:
+    """Figures of the daily health report: SLA targets of the spec against measured values."""
+    cfg = src.cfg
+    volume = _volume(src, window)
+    if volume["requests"] is None:
+        return {"data": False}
+    latency = _latency(src, window)
+    viol = f"sum({selector('deletion_integrity_violations', src.integrity)})"
+    integrity_now = src.value(viol)
+    integrity_peak = _peak(src, viol, window)
+    mem = (
+        f"sum({selector(cfg['appMemoryMetric'], src.app)})"
+        f" / sum({selector(cfg['appMemoryLimitMetric'], src.app)})"
+    )
+    pool = (
+        f"sum({selector(cfg['appPoolInUseMetric'], src.app)})"
+        f" / sum({selector(cfg['appPoolMaxMetric'], src.app)})"
+    )
+    memory_peak = _peak(src, mem, window)
+    pool_peak = _peak(src, pool, window)
+    alerts = _alerts_fired(src, window)
+    by_sev: dict[str, int] = {}
+    for a in alerts:
+        by_sev[a["severity"]] = by_sev.get(a["severity"], 0) + 1
+
+    def target(name: str, measured: Any, op: str, goal: float, unit: str) -> dict[str, Any]:
+        met = None
+        if measured is not None:
+            met = {">": measured > goal, "<": measured < goal, "<=": measured <= goal}[op]
+        shown = f"{goal * 100:g} %" if unit == "ratio" else f"{goal:g}{unit}"
+        return {
+            "target": name,
+            "measured": measured,
+            "unit": unit,
+            "goal": f"{op} {shown}",
+            "met": met,
+        }
+
+    lat_cfg = cfg["latency"]
+    targets = [
+        target("success rate", volume["success_rate"], ">", cfg["slo"]["target"], "ratio"),
+        target("average latency", latency["average_seconds"], "<", lat_cfg["averageTarget"], " s"),
+        target("p95 latency", latency["p95_seconds"], "<", lat_cfg["p95Target"], " s"),
+        target(
+            "integrity violations (peak)",
+            integrity_peak,
+            "<=",
+            cfg["integrity"]["orphanTolerance"],
+            "",
+        ),
+        target("db pool usage (peak)", pool_peak, "<", cfg["pool"]["warning"], "ratio"),
+        target("memory usage (peak)", memory_peak, "<", cfg["memory"]["warning"], "ratio"),
+    ]
+    return {
+        "data": True,
+        "totals": volume,
+        "latency": latency,
+        "failure_classes": _failure_classes(src, window),
+        "integrity_violations": {"now": integrity_now, "peak": integrity_peak},
+        "memory_usage_peak": memory_peak,
+        "pool_usage_peak": pool_peak,
+        "alerts_fired": alerts,
+        "alerts_by_severity": dict(sorted(by_sev.items())),
+        "targets": targets,
+        "targets_missed": sum(1 for t in targets if t["met"] is False),
+    }
+
+
+def trends(src: Source, window: str) -> dict[str, Any]:
+    """Figures of the weekly trend report: per-day series and the change against the last range."""
+    seconds = parse_duration(window)
+    current = _volume(src, window)
+    if current["requests"] is None:
+        return {"data": False}
+    prev_at = src.at - seconds
+    previous = _volume(src, window, prev_at)
+    cur_lat = _latency(src, window)
+    prev_lat = _latency(src, window, prev_at) if previous["requests"] is not None else {}
+    days = int(seconds // 86400)
+    one_day = {
+        "requests": f"sum({exact_increase(src.req(), '1d')})",
+        "failures": f"sum({exact_increase(src.fail(), '1d')})",
+        "p95_seconds": "histogram_quantile(0.95, sum by (le) ("
+        + exact_increase(selector("deletion_duration_seconds_bucket", src.audit), "1d")
+        + "))",
+        "average_seconds": "sum("
+        + exact_increase(selector("deletion_duration_seconds_sum", src.audit), "1d")
+        + ") / sum("
+        + exact_increase(selector("deletion_duration_seconds_count", src.audit), "1d")
+        + ")",
+    }
+    columns = {k: src.daily(expr, days) for k, expr in one_day.items()}
+    daily = []
+    for i in range(days):
+        t = columns["requests"][i][0]
+        req = _count(columns["requests"][i][1])
+        fails = _count(columns["failures"][i][1])
+        daily.append(
+            {
+                "day_end": _iso(t),
+                "requests": req,
+                "failures": fails if req is not None else None,
+                "error_rate": _ratio(fails or 0, req) if req is not None else None,
+                "p95_seconds": columns["p95_seconds"][i][1],
+                "average_seconds": columns["average_seconds"][i][1],
+            }
+        )
+
+    def change(now: float | None, before: float | None) -> float | None:
+        if now is None or before is None or before == 0:
+            return None
+        return (now - before) / before
+
+    fit = _linear_fit([float(d["requests"]) for d in daily if d["requests"] is not None])
+    return {
+        "data": True,
+        "current": {**current, **cur_lat},
+        "previous": ({**previous, **prev_lat} if previous["requests"] is not None else None),
+        "change": {
+            "requests": change(current["requests"], previous["requests"]),
+            "error_rate": change(current["error_rate"], previous["error_rate"]),
+            "p95_seconds": change(cur_lat["p95_seconds"], prev_lat.get("p95_seconds")),
+            "average_seconds": change(cur_lat["average_seconds"], prev_lat.get("average_seconds")),
+        },
+        "daily": daily,
+        "requests_trend_per_day": fit[1] if fit else None,
+    }
+
+
+def compliance(src: Source, window: str) -> dict[str, Any]:
+    """Figures of the monthly compliance report, with the retention settings in force."""
+    cfg = src.cfg
+    audited_s = selector("deletion_completeness_audited_total", src.integrity)
+    failed_s = selector("deletion_completeness_failures_total", src.integrity)
+    viol_s = selector("deletion_integrity_violations", src.integrity)
+    has = any(src.series_present(s, window) for s in (audited_s, viol_s))
+    retention = _retention(src)
+    if not has:
+        return {"data": False, "retention": retention}
+    audited = _count(src.total(audited_s, window))
+    failed = _count(src.total(failed_s, window)) or 0
+    by_cat_now = {k: v for k, v in src.by(f"sum by (category) ({viol_s})", "category").items()}
+    by_cat_peak = src.by(f"max_over_time((sum by (category) ({viol_s}))[{window}:5m])", "category")
+    orphan_cats = tuple(cfg["integrity"].get("orphanCategories", ORPHAN_CATEGORIES))
+    orphans_now = sum(by_cat_now.get(c, 0) for c in orphan_cats)
+    orphans_peak = _peak(
+        src,
+        f"sum({selector('deletion_integrity_violations', src.integrity, _cat_re(orphan_cats))})",
+        window,
+    )
+    forbidden = {
+        k: _count(v) or 0
+        for k, v in src.total_by(
+            selector("deletion_forbidden_successes_total", src.audit), window, "kind"
+        ).items()
+    }
+    invalid_rows = _count(
+        src.total(selector("deletion_audit_invalid_rows_total", src.audit), window)
+    )
+    checks_failing = sorted(
+        src.by(f"{selector('deletion_integrity_check_up', src.integrity)} == 0", "check")
+    )
+    return {
+        "data": True,
+        "completeness_audit": {
+            "audited": audited,
+            "failures": failed,
+            "pass_rate": _ratio((audited or 0) - failed, audited),
+        },
+        "orphaned_records": {
+            "now": orphans_now,
+            "peak": orphans_peak,
+            "tolerance": cfg["integrity"]["orphanTolerance"],
+        },
+        "audit_trail_gaps": {
+            "now": by_cat_now.get("audit_trail", 0),
+            "peak": by_cat_peak.get("audit_trail"),
+            "invalid_audit_rows": invalid_rows,
+        },
+        "violations_by_category_now": dict(sorted(by_cat_now.items())),
+        "violations_by_category_peak": dict(sorted(by_cat_peak.items())),
+        "forbidden_successes": dict(sorted(forbidden.items())),
+        "integrity_checks_failing_now": checks_failing,
+        "retention": retention,
+    }
+
+
+def _cat_re(categories: tuple[str, ...]) -> str:
+    return 'category=~"' + "|".join(categories) + '"'
+
+
+def _retention(src: Source) -> dict[str, Any]:
+    """Configured retention, plus what the queried Prometheus actually runs with."""
+    configured = dict(src.cfg["retention"])
+    running = None
+    try:
+        flags = src.client.flags()
+        running = flags.get("storage.tsdb.retention.time") or None
+    except PrometheusError:
+        pass  # status endpoint disabled behind a proxy: report the configuration only
+    return {
+        "configured": configured,
+        "prometheus_running_retention": running,
+        "audit_log_note": "The deletion audit log is the application's table; its 7-year "
+        "retention is enforced by the application, not by this monitoring.",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Recommendation rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One documented recommendation: emitted exactly when `applies(figures, cfg)` holds."""
+
+    id: str
+    category: str  # performance_optimization | failure_reduction | monitoring_improvements
+    condition: str  # the condition in words, as docs/reports.md shows it
+    applies: Callable[[dict[str, Any], dict[str, Any]], bool]
+    text: Callable[[dict[str, Any], dict[str, Any]], str]
+
+
+def _share(f: dict[str, Any], error_type: str) -> float:
+    for row in f.get("failure_classes", []):
+        if row["error_type"] == error_type:
+            return row["share"] or 0.0
+    return 0.0
+
+
+def _class_count(f: dict[str, Any], error_type: str) -> int:
+    for row in f.get("failure_classes", []):
+        if row["error_type"] == error_type:
+            return row["failures"]
+    return 0
+
+
+def _peak_factor(f: dict[str, Any]) -> float:
+    mean = f.get("mean_hourly_requests")
+    peak = f.get("peak_hour_requests")
+    return peak / mean if mean and peak is not None else 0.0
+
+
+def _typed(f: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r for r in f.get("user_types", []) if r["requests"] >= LIMITS["min_requests_per_user_type"]
+    ]
+
+
+def _p95_spread(f: dict[str, Any]) -> tuple[float, dict[str, Any], dict[str, Any]] | None:
+    rows = [r for r in _typed(f) if r["p95_seconds"]]
+    if len(rows) < 2:
+        return None
+    slow = max(rows, key=lambda r: r["p95_seconds"])
+    fast = min(rows, key=lambda r: r["p95_seconds"])
+    return slow["p95_seconds"] / fast["p95_seconds"], slow, fast
+
+
+def _bad_types(f: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in _typed(f)
+        if r["error_rate"] is not None and r["error_rate"] > cfg["errorRate"]["warning"]
+    ]
+
+
+def _complex_p95(f: dict[str, Any]) -> float | None:
+    return (f.get("complex_deletions") or {}).get("p95_seconds")
+
+
+def _growth(f: dict[str, Any]) -> float | None:
+    return (f.get("capacity_projection") or {}).get("growth_factor_30d")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "complex_deletions_slow",
+        "performance_optimization",
+        "p95 of complex deletions (deletion_large_cascade_duration_seconds) > latency.p95Target",
+        lambda f, c: (_complex_p95(f) or 0) > c["latency"]["p95Target"],
+        lambda f, c: (
+            "Consider database query optimization for complex deletions: p95 of deletions "
+            f"removing many rows is {_complex_p95(f):.2f} s "
+            f"(target < {c['latency']['p95Target']:g} s)"
+        ),
+    ),
+    Rule(
+        "latency_above_target",
+        "performance_optimization",
+        "p95 > latency.p95Target or average > latency.averageTarget (all deletions)",
+        lambda f, c: (
+            (f["latency"]["p95_seconds"] or 0) > c["latency"]["p95Target"]
+            or (f["latency"]["average_seconds"] or 0) > c["latency"]["averageTarget"]
+        ),
+        lambda f, c: (
+            "Profile slow deletion operations: p95 "
+            f"{f['latency']['p95_seconds'] or 0:.2f} s, average "
+            f"{f['latency']['average_seconds'] or 0:.2f} s (targets < "
+            f"{c['latency']['p95Target']:g} s and < {c['latency']['averageTarget']:g} s)"
+        ),
+    ),
+    Rule(
+        "peak_hour_batching",
+        "performance_optimization",
+        "peak hour volume >= peak_hour_batching_factor x mean hourly volume",
+        lambda f, c: _peak_factor(f) >= LIMITS["peak_hour_batching_factor"],
+        lambda f, c: (
+            "Implement deletion operation batching for bulk operations: "
+            f"{f['peak_hour']}:00 UTC carries {_peak_factor(f):.1f}x the mean hourly volume"
+        ),
+    ),
+    Rule(
+        "capacity_growth",
+        "performance_optimization",
+        "fitted daily volume 30 days ahead >= capacity_growth_factor x today's",
+        lambda f, c: (_growth(f) or 0) >= LIMITS["capacity_growth_factor"],
+        lambda f, c: (
+            "Plan capacity for growth: daily deletions trend to "
+            f"{f['capacity_projection']['projected_daily_in_30d']:.0f} in 30 days "
+            f"({_growth(f):.1f}x today)"
+        ),
+    ),
+    Rule(
+        "timeouts_share",
+        "failure_reduction",
+        "timeout failures >= failure_class_share of all failures",
+        lambda f, c: _share(f, "timeout") >= LIMITS["failure_class_share"],
+        lambda f, c: (
+            "Improve error handling for timeout scenarios: "
+            f"{_class_count(f, 'timeout')} timeouts, {_share(f, 'timeout'):.0%} of failures"
+        ),
+    ),
+    Rule(
+        "authorization_share",
+        "failure_reduction",
+        "authorization failures >= failure_class_share of all failures",
+        lambda f, c: _share(f, "authorization") >= LIMITS["failure_class_share"],
+        lambda f, c: (
+            "Enhance user feedback for authorization failures: "
+            f"{_class_count(f, 'authorization')} rejected, "
+            f"{_share(f, 'authorization'):.0%} of failures"
+        ),
+    ),
+    Rule(
+        "error_rate_above_slo",
+        "failure_reduction",
+        "error rate over the range > 1 - slo.target",
+        lambda f, c: (f["totals"]["error_rate"] or 0) > 1 - c["slo"]["target"],
+        lambda f, c: (
+            f"Reduce the overall failure rate: {f['totals']['error_rate']:.2%} of deletions "
+            f"failed (target < {1 - c['slo']['target']:.2%}); most common class: "
+            f"{(f['failure_classes'] or [{'error_type': 'n/a'}])[0]['error_type']}"
+        ),
+    ),
+    Rule(
+        "user_type_error_rate",
+        "failure_reduction",
+        "a user type with >= min_requests_per_user_type deletions has error rate > "
+        "errorRate.warning",
+        lambda f, c: bool(_bad_types(f, c)),
+        lambda f, c: (
+            "Investigate failing deletions of "
+            + ", ".join(
+                f"{r['user_type']} ({r['error_rate']:.1%} of {r['requests']})"
+                for r in _bad_types(f, c)
+            )
+        ),
+    ),
+    Rule(
+        "unknown_failures",
+        "monitoring_improvements",
+        "failures classified as error_type=unknown > 0",
+        lambda f, c: _class_count(f, "unknown") > 0,
+        lambda f, c: (
+            f"Classify the {_class_count(f, 'unknown')} failures of unknown type in the "
+            "application's error mapping so they can be alerted on"
+        ),
+    ),
+    Rule(
+        "peak_hour_alerting",
+        "monitoring_improvements",
+        "peak hour volume >= peak_hour_alerting_factor x mean hourly volume",
+        lambda f, c: _peak_factor(f) >= LIMITS["peak_hour_alerting_factor"],
+        lambda f, c: (
+            f"Implement predictive alerting for peak usage times ({f['peak_hour']}:00 UTC, "
+            f"{_peak_factor(f):.1f}x the mean hour)"
+        ),
+    ),
+    Rule(
+        "user_type_latency_spread",
+        "monitoring_improvements",
+        "slowest user type's p95 >= user_type_p95_spread x fastest's "
+        "(types with >= min_requests_per_user_type deletions)",
+        lambda f, c: (_p95_spread(f) or (0,))[0] >= LIMITS["user_type_p95_spread"],
+        lambda f, c: (
+            "Add correlation analysis between user types and performance: "
+            f"{_p95_spread(f)[1]['user_type']} p95 {_p95_spread(f)[1]['p95_seconds']:.2f} s vs "
+            f"{_p95_spread(f)[2]['user_type']} {_p95_spread(f)[2]['p95_seconds']:.2f} s"
+        ),
+    ),
+)
+
+REC_CATEGORIES = ("performance_optimization", "failure_reduction", "monitoring_improvements")
+
+
+def recommend(
+    figures: dict[str, Any], cfg: dict[str, Any]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Apply RULES to usage-pattern figures: (the spec's JSON shape, ids of rules that fired)."""
+    out: dict[str, list[str]] = {c: [] for c in REC_CATEGORIES}
+    fired: list[str] = []
+    if not figures.get("data"):
+        return out, fired
+    for rule in RULES:
+        if rule.applies(figures, cfg):
+            out[rule.category].append(rule.text(figures, cfg))
+            fired.append(rule.id)
+    return out, fired
+
+
+# --------------------------------------------------------------------------------------------
+# Plots (data for report_render's SVG charts, HTML only)
+
+
+def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Series for the HTML charts; empty when the report has no data."""
+    if not figures.get("data") or kind == "compliance":
+        return []
+    seconds = parse_duration(window)
+    # ~48 points per chart; each point is the rate over its own step so no sample is skipped.
+    step = max(300, int(seconds / 48) // 300 * 300)
+    step_s = format_duration(step)
+    buckets = selector("deletion_duration_seconds_bucket", src.audit)
+    lines = []
+    for q in (0.5, 0.95, 0.99):
+        res = src.client.query_range(
+            f"histogram_quantile({q}, sum by (le) (rate({buckets}[{step_s}])))",
+            src.at - seconds + step,
+            src.at,
+            step,
+        )
+        pts = [(t, v) for t, v in res[0].points if _num(v) is not None] if res else []
+        lines.append({"name": f"p{int(q * 100)}", "points": pts})
+    plots: list[dict[str, Any]] = [
+        {"type": "line", "title": "Deletion latency percentiles (seconds)", "series": lines},
+    ]
+    by_hour = figures.get("by_hour")
+    if by_hour is None:
+        raw = src.total_by(selector("deletion_requests_by_hour_total", src.audit), window, "hour")
+        by_hour = {h: _count(raw.get(h)) or 0 for h in HOURS}
+    plots.append(
+        {"type": "bars", "title": "Deletions by hour of day (UTC)", "bars": list(by_hour.items())}
+    )
+    classes = figures.get("failure_classes") or []
+    plots.append(
+        {
+            "type": "bars",
+            "title": "Failure mix (failures by class)",
+            "bars": [(r["error_type"], r["failures"]) for r in classes],
+            "empty": "no failures in range",
+        }
+    )
+    return plots
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> float:
+    """`now`, a unix timestamp, or an ISO 8601 time (UTC unless it carries an offset)."""
+    if text == "now":
+        return dt.datetime.now(dt.UTC).timestamp()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected now, a unix time or ISO 8601, got {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+GATHER = {
+    "usage-patterns": usage_patterns,
+    "health": health,
+    "trends": trends,
+    "compliance": compliance,
+}
+
+
+def build_report(
+    client: PrometheusClient,
+    cfg: dict[str, Any],
+    kind: str,
+    window: str,
+    at: float,
+    with_plots: bool = False,
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict (plots under `_plots` when asked for)."""
+    seconds = parse_duration(window)
+    src = Source(client, cfg, at)
+    figures = GATHER[kind](src, window)
+    report: dict[str, Any] = {
+        "report": kind,
+        "range": window,
+        "start": _iso(at - seconds),
+        "end": _iso(at),
+        "prometheus": client.base_url,
+        "data": bool(figures.get("data")),
+    }
+    if not figures.get("data"):
+        report["message"] = NO_DATA
+    report.update({k: v for k, v in figures.items() if k != "data"})
+    if kind == "usage-patterns":
+        recs, fired = recommend(figures, cfg)
+        report["optimization_recommendations"] = recs
+        report["recommendation_rules_fired"] = fired
+    if with_plots:
+        report["_plots"] = plot_data(src, kind, window, figures)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=KINDS, help="which report")
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
+        help="Prometheus base URL (default: $PROMETHEUS_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--range",
+        dest="window",
+        default=None,
+        help="how far back the report looks, e.g. 1d, 7d, 30d (default: health 1d, "
+        "usage-patterns 7d, trends 7d, compliance 30d)",
+    )
+    parser.add_argument("--format", choices=("json", "markdown", "html"), default="json")
+    parser.add_argument("--output", type=Path, default=None, help="write here instead of stdout")
+    parser.add_argument(
+        "--at",
+        default="now",
+        help="end of the range: now, unix time or ISO 8601 (default: now)",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-query timeout, seconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    from deletion_monitor import report_render
+
+    window = args.window or DEFAULT_RANGES[args.kind]
+    try:
+        seconds = parse_duration(window)
+        window = format_duration(seconds)
+    except ValueError as exc:
+        sys.stderr.write(f"deletion-monitor report: --range: {exc}\n")
+        return 2
+    try:
+        at = parse_time(args.at)
+    except ValueError as exc:
+        sys.stderr.write(f"deletion-monitor report: --at: {exc}\n")
+        return 2
+    try:
+        cfg = load_config()
+        client = PrometheusClient(args.prometheus, timeout=args.timeout)
+        report = build_report(client, cfg, args.kind, window, at, with_plots=args.format == "html")
+    except (ConfigError, PrometheusError) as exc:
+        sys.stderr.write(f"deletion-monitor report: {exc}\n")
+        return 2
+    text = report_render.render(report, args.format)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Stable JSON of a report without the plot data."""
+    clean = {k: v for k, v in report.items() if not k.startswith("_")}
+    return json.dumps(clean, indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,349 @@
+"""`deletion-monitor watch`: the spec's `monitor:immediate` live console, over Prometheus.
+
+Every --interval seconds it reads the last hour from the Prometheus HTTP API and shows deletions,
+success and error rate, failures by class, average/p95/p99 latency, timeouts and authorization
+failures per hour, memory and pool usage, integrity violations and the alerts firing now,
+coloured against the thresholds of config/config.libsonnet (ERROR_RATE_THRESHOLD and
+RESPONSE_TIME_THRESHOLD override them, as do the flags). On a terminal it redraws one frame; piped
+(cron, CI) it prints one JSON line per interval. An unreachable Prometheus is shown and retried.
+
+Exit codes with --once: 0 all within thresholds, 1 a threshold is breached, 2 could not query.
+Queries read the exporters' raw series, so no recording rule needs to be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from deletion_monitor.config import ConfigError, load_config
+from deletion_monitor.promapi import DEFAULT_URL, PrometheusClient, PrometheusError
+from deletion_monitor.report import exact_increase, parse_time, selector
+
+HELP = "Live console of deletion health from Prometheus (the spec's monitor:immediate)."
+WINDOW = "1h"  # "deletions in the last hour" and every per-hour figure below
+
+OK, BREACHED, UNREACHABLE = "ok", "breached", "unreachable"
+EXIT = {OK: 0, BREACHED: 1, UNREACHABLE: 2}
+
+GREEN, YELLOW, RED, BOLD, DIM, RESET = (
+    "\x1b[32m",
+    "\x1b[33m",
+    "\x1b[31m",
+    "\x1b[1m",
+    "\x1b[2m",
+    "\x1b[0m",
+)
+CLEAR = "\x1b[2J\x1b[H"
+
+
+def _env_float(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
+        help="Prometheus base URL (default: $PROMETHEUS_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="seconds between refreshes (default: $CHECK_INTERVAL or 60)",
+    )
+    parser.add_argument(
+        "--error-rate-threshold",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="error rate breach level in percent (default: $ERROR_RATE_THRESHOLD, else the "
+        "config's errorRate.warning)",
+    )
+    parser.add_argument(
+        "--response-time-threshold",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="p95 latency breach level in ms (default: $RESPONSE_TIME_THRESHOLD, else the "
+        "config's latency.warning)",
+    )
+    parser.add_argument("--once", action="store_true", help="print one frame and exit 0/1/2")
+    parser.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
+    parser.add_argument(
+        "--at",
+        default=None,
+        help="evaluate at this time instead of now (unix or ISO 8601): replay a past incident",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-query timeout, seconds")
+
+
+def thresholds(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, float]:
+    """Breach levels: flag, else environment (already applied by load_config), else config."""
+    err = cfg["errorRate"]["warning"]
+    if args.error_rate_threshold is not None:
+        err = args.error_rate_threshold / 100
+    lat = cfg["latency"]["warning"]
+    if args.response_time_threshold is not None:
+        lat = args.response_time_threshold / 1000
+    if err <= 0 or err >= 1:
+        raise ConfigError(f"--error-rate-threshold: a percentage in (0, 100), got {err * 100:g}")
+    if lat <= 0:
+        raise ConfigError("--response-time-threshold: must be greater than 0")
+    return {
+        "error_rate": err,
+        "error_rate_info": min(cfg["errorRate"]["info"], err),
+        "p95_seconds": lat,
+        "p95_seconds_info": min(cfg["latency"]["info"], lat),
+        "timeouts_per_hour": cfg["timeoutsPerHour"]["warning"],
+        "authorization_failures_per_hour": cfg["authorizationFailuresPerHour"]["warning"],
+        "memory_ratio": cfg["memory"]["warning"],
+        "memory_ratio_critical": cfg["memory"]["critical"],
+        "pool_ratio": cfg["pool"]["warning"],
+        "integrity_violations": cfg["integrity"]["warning"],
+    }
+
+
+def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> dict[str, Any]:
+    """One snapshot of the last hour; raises PrometheusError when Prometheus cannot answer."""
+    audit, integrity, app = (
+        cfg["auditExporterSelector"],
+        cfg["integrityExporterSelector"],
+        cfg["appSelector"],
+    )
+    w = WINDOW
+
+    def val(expr: str) -> float | None:
+        return client.query_value(expr, at)
+
+    req = selector("deletion_requests_total", audit)
+    fail = selector("deletion_failures_total", audit)
+    requests = val(f"sum({exact_increase(req, w)})")
+    failures = val(f"sum({exact_increase(fail, w)})")
+    by_class = {
+        s.labels.get("error_type", ""): round(s.value)
+        for s in client.query(f"sum by (error_type) ({exact_increase(fail, w)})", at)
+        if s.value > 0
+    }
+    buckets = selector("deletion_duration_seconds_bucket", audit)
+
+    def quantile(q: float) -> float | None:
+        return val(f"histogram_quantile({q}, sum by (le) ({exact_increase(buckets, w)}))")
+
+    avg = val(
+        f"sum({exact_increase(selector('deletion_duration_seconds_sum', audit), w)})"
+        f" / sum({exact_increase(selector('deletion_duration_seconds_count', audit), w)})"
+    )
+    memory = val(
+        f"sum({selector(cfg['appMemoryMetric'], app)})"
+        f" / sum({selector(cfg['appMemoryLimitMetric'], app)})"
+    )
+    pool = val(
+        f"sum({selector(cfg['appPoolInUseMetric'], app)})"
+        f" / sum({selector(cfg['appPoolMaxMetric'], app)})"
+    )
+    violations = val(f"sum({selector('deletion_integrity_violations', integrity)})")
+    alert_sel = f'alertstate="firing",service="{cfg["serviceName"]}",alertname!="Watchdog"'
+    alerts = sorted(
+        {
+            (s.labels.get("alertname", ""), s.labels.get("severity", ""))
+            for s in client.query(f"ALERTS{{{alert_sel}}}", at)
+        }
+    )
+    n = None if requests is None else round(requests)
+    f = 0 if failures is None else round(failures)
+    return {
+        "deletions_1h": n,
+        "failures_1h": f if n is not None else None,
+        "success_rate": (n - f) / n if n else None,
+        "error_rate": f / n if n else None,
+        "failures_by_class": dict(sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "timeouts_1h": by_class.get("timeout", 0),
+        "authorization_failures_1h": by_class.get("authorization", 0),
+        "average_seconds": avg,
+        "p95_seconds": quantile(0.95),
+        "p99_seconds": quantile(0.99),
+        "memory_ratio": memory,
+        "pool_ratio": pool,
+        "integrity_violations": violations,
+        "alerts_firing": [{"alertname": a, "severity": s} for a, s in alerts],
+    }
+
+
+# (figure, threshold key, how to describe it) — every comparison that can breach.
+CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("error_rate", "error_rate", "error rate"),
+    ("p95_seconds", "p95_seconds", "p95 latency"),
+    ("timeouts_1h", "timeouts_per_hour", "timeouts per hour"),
+    (
+        "authorization_failures_1h",
+        "authorization_failures_per_hour",
+        "authorization failures per hour",
+    ),
+    ("memory_ratio", "memory_ratio", "memory usage"),
+    ("pool_ratio", "pool_ratio", "db pool usage"),
+    ("integrity_violations", "integrity_violations", "integrity violations"),
+)
+
+
+def breaches(snap: dict[str, Any], thr: dict[str, float]) -> list[str]:
+    """Human-readable list of figures above their threshold (strictly above, as the alerts)."""
+    out = []
+    for key, tkey, label in CHECKS:
+        value = snap.get(key)
+        if value is not None and value > thr[tkey]:
+            out.append(f"{label} {_fmt(key, value)} > {_fmt(key, thr[tkey])}")
+    return out
+
+
+def _fmt(key: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if key.endswith("rate") or key.endswith("ratio"):
+        return f"{value * 100:.2f} %"
+    if key.endswith("seconds"):
+        return f"{value * 1000:.0f} ms"
+    return f"{value:g}"
+
+
+def snapshot(
+    client: PrometheusClient, cfg: dict[str, Any], thr: dict[str, float], at: float | None
+) -> dict[str, Any]:
+    """The record one frame shows and one JSON line carries."""
+    when = time.time() if at is None else at
+    base = {
+        "ts": dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "prometheus": client.base_url,
+        "window": WINDOW,
+        "thresholds": {"error_rate": thr["error_rate"], "p95_seconds": thr["p95_seconds"]},
+    }
+    try:
+        snap = measure(client, cfg, at)
+    except PrometheusError as exc:
+        return {**base, "status": UNREACHABLE, "error": str(exc)}
+    found = breaches(snap, thr)
+    return {**base, "status": BREACHED if found else OK, "breaches": found, **snap}
+
+
+def _colour(value: float | None, warn: float, info: float | None = None) -> str:
+    if value is None:
+        return DIM
+    if value > warn:
+        return RED
+    if info is not None and value > info:
+        return YELLOW
+    return GREEN
+
+
+def frame(snap: dict[str, Any], thr: dict[str, float], interval: float | None) -> str:
+    """ANSI colour frame of one snapshot (for a terminal)."""
+    lines = [
+        f"{BOLD}Deletion monitor{RESET}  {snap['ts']}  {DIM}{snap['prometheus']}"
+        f"  last {snap['window']}{RESET}"
+    ]
+    if snap["status"] == UNREACHABLE:
+        lines += [
+            "",
+            f"{RED}{BOLD}PROMETHEUS UNREACHABLE{RESET}  {snap['error']}",
+            f"{DIM}retrying" + (f" in {interval:g}s" if interval else "") + RESET,
+        ]
+        return "\n".join(lines) + "\n"
+    status_colour = RED if snap["status"] == BREACHED else GREEN
+    lines.append(f"status: {status_colour}{BOLD}{snap['status'].upper()}{RESET}")
+    for b in snap["breaches"]:
+        lines.append(f"  {RED}! {b}{RESET}")
+    lines.append("")
+    if not snap["deletions_1h"]:
+        lines.append(f"{DIM}no deletions in the last hour{RESET}")
+
+    def row(label: str, key: str, warn: float | None = None, info: float | None = None) -> None:
+        value = snap.get(key)
+        colour = _colour(value, warn, info) if warn is not None else ""
+        lines.append(f"  {label:<34}{colour}{_fmt(key, value)}{RESET if colour else ''}")
+
+    row("deletions", "deletions_1h")
+    row("failed", "failures_1h")
+    row("success rate", "success_rate")
+    row("error rate", "error_rate", thr["error_rate"], thr["error_rate_info"])
+    row("average latency", "average_seconds")
+    row("p95 latency", "p95_seconds", thr["p95_seconds"], thr["p95_seconds_info"])
+    row("p99 latency", "p99_seconds")
+    row("timeouts per hour", "timeouts_1h", thr["timeouts_per_hour"], 0)
+    row(
+        "authorization failures per hour",
+        "authorization_failures_1h",
+        thr["authorization_failures_per_hour"],
+        0,
+    )
+    row("memory usage", "memory_ratio", thr["memory_ratio"])
+    row("db pool usage", "pool_ratio", thr["pool_ratio"])
+    row("integrity violations", "integrity_violations", thr["integrity_violations"], 0)
+    if snap["failures_by_class"]:
+        lines.append("")
+        lines.append(
+            "  failures by class: "
+            + ", ".join(f"{k} {v}" for k, v in snap["failures_by_class"].items())
+        )
+    lines.append("")
+    if snap["alerts_firing"]:
+        lines.append(f"  {BOLD}alerts firing:{RESET}")
+        for a in snap["alerts_firing"]:
+            c = RED if a["severity"] == "critical" else YELLOW
+            lines.append(f"    {c}{a['alertname']} ({a['severity']}){RESET}")
+    else:
+        lines.append(f"  {GREEN}no alerts firing{RESET}")
+    lines.append(
+        f"\n{DIM}thresholds: error rate {_fmt('error_rate', thr['error_rate'])}, "
+        f"p95 {_fmt('p95_seconds', thr['p95_seconds'])}"
+        + (f"; refresh every {interval:g}s, Ctrl-C to quit" if interval else "")
+        + RESET
+    )
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    out = out or sys.stdout
+    try:
+        cfg = load_config()
+        thr = thresholds(args, cfg)
+        interval = args.interval
+        if interval is None:
+            env_interval = _env_float("CHECK_INTERVAL")
+            interval = env_interval if env_interval is not None else 60.0
+        if interval <= 0:
+            raise ConfigError("--interval: must be greater than 0")
+        at = parse_time(args.at) if args.at else None
+        client = PrometheusClient(args.prometheus, timeout=args.timeout)
+    except (ConfigError, PrometheusError, ValueError) as exc:
+        sys.stderr.write(f"deletion-monitor watch: {exc}\n")
+        return 2
+    as_json = args.json or not out.isatty()
+    while True:
+        snap = snapshot(client, cfg, thr, at)
+        if as_json:
+            out.write(json.dumps(snap, sort_keys=True) + "\n")
+        else:
+            out.write(CLEAR + frame(snap, thr, None if args.once else interval))
+        out.flush()
+        if args.once:
+            if snap["status"] == UNREACHABLE:
+                sys.stderr.write(f"deletion-monitor watch: {snap['error']}\n")
+            return EXIT[snap["status"]]
+        sleep(interval)

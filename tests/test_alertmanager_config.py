@@ -1,0 +1,335 @@
+"""The committed Alertmanager config: amtool accepts it, routes every case as designed, holds no
+secret, and is what the jsonnet renders. Offline and fast (real amtool, no server)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from deletion_monitor.config import REPO_ROOT, ConfigError, load_config
+from deletion_monitor.render_alertmanager import OUTPUT, render
+from deletion_monitor.services import require_binary
+
+AM_YML = REPO_ROOT / OUTPUT
+AM_DIR = REPO_ROOT / "alertmanager"
+SECRETS_DIR = "/etc/alertmanager/secrets"
+
+# Common labels of a real alert from the rules (see the brief's alert contract).
+BASE = {"service": "user-deletion", "source": "audit", "category": "availability"}
+
+# (case id, labels, expected receivers in tree order). amtool's check is order-sensitive, so the
+# expected lists also pin the order in which `continue` routes fire.
+ROUTING_CASES: list[tuple[str, dict[str, str], list[str]]] = [
+    (
+        "critical pages on-call and copies to slack",
+        {**BASE, "alertname": "DeletionErrorRateHigh", "severity": "critical"},
+        ["pagerduty-oncall", "slack-ops"],
+    ),
+    (
+        "warning goes to the ops channel",
+        {**BASE, "alertname": "DeletionErrorRateHigh", "severity": "warning"},
+        ["slack-ops"],
+    ),
+    (
+        "info goes to the daily digest",
+        {**BASE, "alertname": "DeletionLatencyAnomaly", "severity": "info", "category": "anomaly"},
+        ["email-digest"],
+    ),
+    (
+        "senior escalation pages the senior engineer, not on-call again",
+        {
+            **BASE,
+            "alertname": "DeletionEscalationSenior",
+            "severity": "critical",
+            "escalation": "senior",
+            "escalated_alert": "DeletionErrorRateHigh",
+        },
+        ["pagerduty-senior", "slack-ops"],
+    ),
+    (
+        "manager escalation pages the manager",
+        {
+            **BASE,
+            "alertname": "DeletionEscalationManager",
+            "severity": "critical",
+            "escalation": "manager",
+            "escalated_alert": "DeletionErrorRateHigh",
+        },
+        ["pagerduty-manager", "slack-ops"],
+    ),
+    (
+        "critical security alert: security channel, then its severity route",
+        {
+            **BASE,
+            "alertname": "DeletionForbiddenDeletion",
+            "severity": "critical",
+            "category": "security",
+        },
+        ["slack-security", "pagerduty-oncall", "slack-ops"],
+    ),
+    (
+        "warning security alert: security channel and the ops channel",
+        {
+            **BASE,
+            "alertname": "DeletionAuthorizationFailuresHigh",
+            "severity": "warning",
+            "category": "security",
+        },
+        ["slack-security", "slack-ops"],
+    ),
+    (
+        "escalated security alert: senior, security channel, slack copy",
+        {
+            **BASE,
+            "alertname": "DeletionEscalationSenior",
+            "severity": "critical",
+            "category": "security",
+            "escalation": "senior",
+            "escalated_alert": "DeletionForbiddenDeletion",
+        },
+        ["pagerduty-senior", "slack-security", "slack-ops"],
+    ),
+    (
+        "watchdog reaches only the heartbeat",
+        {"alertname": "Watchdog", "severity": "info", "category": "meta", "source": "prometheus"},
+        ["heartbeat"],
+    ),
+    (
+        "watchdog is never mixed into other routes, whatever its labels",
+        {"alertname": "Watchdog", "severity": "critical", "category": "security"},
+        ["heartbeat"],
+    ),
+    (
+        "unknown label set falls to the default",
+        {"alertname": "SomethingElse", "team": "x"},
+        ["default"],
+    ),
+    (
+        "unknown severity falls to the default",
+        {**BASE, "alertname": "DeletionErrorRateHigh", "severity": "page-me"},
+        ["default"],
+    ),
+]
+
+
+def amtool_routes(labels: dict[str, str], expected: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            require_binary("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={AM_YML}",
+            f"--verify.receivers={','.join(expected)}",
+            *(f"{k}={v}" for k, v in sorted(labels.items())),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def committed() -> dict[str, Any]:
+    return yaml.safe_load(AM_YML.read_text())
+
+
+def test_amtool_check_config_accepts_the_committed_config() -> None:
+    proc = subprocess.run(
+        [require_binary("amtool"), "check-config", str(AM_YML)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "8 receivers" in proc.stdout
+    # The templates glob is relative to the config file: it must find our template file.
+    assert "1 templates" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"), [c[1:] for c in ROUTING_CASES], ids=[c[0] for c in ROUTING_CASES]
+)
+def test_routing_table(labels: dict[str, str], expected: list[str]) -> None:
+    proc = amtool_routes(labels, expected)
+    assert proc.returncode == 0, f"{labels} -> {proc.stdout.strip()} (expected {expected})"
+
+
+def test_routing_check_is_order_sensitive() -> None:
+    # The security receiver comes first: the same receivers in another order must fail, which is
+    # what makes the table above pin the tree order and not just the set of receivers.
+    labels = {**BASE, "alertname": "DeletionForbiddenDeletion", "severity": "critical"}
+    labels["category"] = "security"
+    assert amtool_routes(labels, ["pagerduty-oncall", "slack-ops", "slack-security"]).returncode
+    assert (
+        amtool_routes(labels, ["slack-security", "pagerduty-oncall", "slack-ops"]).returncode == 0
+    )
+
+
+def test_every_receiver_of_the_contract_exists_and_is_used() -> None:
+    cfg = committed()
+    names = [r["name"] for r in cfg["receivers"]]
+    assert sorted(names) == sorted(
+        [
+            "pagerduty-oncall",
+            "pagerduty-senior",
+            "pagerduty-manager",
+            "slack-ops",
+            "slack-security",
+            "email-digest",
+            "heartbeat",
+            "default",
+        ]
+    )
+    used = {cfg["route"]["receiver"]} | {r["receiver"] for r in cfg["route"]["routes"]}
+    assert used == set(names)
+
+
+def test_watchdog_route_is_first_and_stops() -> None:
+    first = committed()["route"]["routes"][0]
+    assert first["matchers"] == ['alertname="Watchdog"']
+    assert first["receiver"] == "heartbeat"
+    assert first["continue"] is False
+    assert first["group_wait"] == "0s"
+    assert first["repeat_interval"] == "1m"
+
+
+def test_every_timing_carries_a_comment_saying_why() -> None:
+    lines = AM_YML.read_text().splitlines()
+    timing = re.compile(r"^\s*-?\s*(group_by|group_wait|group_interval|repeat_interval):")
+    missing = [
+        f"line {i + 1}: {line.strip()}"
+        for i, line in enumerate(lines)
+        if timing.match(line) and not lines[i - 1].lstrip().startswith("#")
+    ]
+    assert not missing, missing
+
+
+def test_digest_window_equals_its_group_interval() -> None:
+    # The invariant that makes the digest never missed and never doubled (see the jsonnet).
+    cfg = committed()
+    (route,) = [r for r in cfg["route"]["routes"] if r["receiver"] == "email-digest"]
+    assert route["active_time_intervals"] == ["daily-digest"]
+    (interval,) = [t for t in cfg["time_intervals"] if t["name"] == "daily-digest"]
+    (spec,) = interval["time_intervals"]
+    (times,) = spec["times"]
+
+    def minutes(hhmm: str) -> int:
+        hours, mins = hhmm.split(":")
+        return int(hours) * 60 + int(mins)
+
+    window = minutes(times["end_time"]) - minutes(times["start_time"])
+    assert route["group_interval"] == f"{window}m"
+    assert spec["location"] == load_config({})["alertmanager"]["digest"]["location"]
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+
+SECRET_KEYS = {
+    "api_url",
+    "slack_api_url",
+    "routing_key",
+    "service_key",
+    "auth_password",
+    "smtp_auth_password",
+    "auth_secret",
+    "smtp_auth_secret",
+    "credentials",
+    "password",
+    "bearer_token",
+    "url_file",
+}
+
+
+def _walk(value: Any, path: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{path}.{k}", k, v
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def test_no_secret_and_no_placeholder_in_committed_files() -> None:
+    files = [
+        AM_YML,
+        *AM_DIR.glob("*.*sonnet"),
+        *AM_DIR.glob("templates/*"),
+        REPO_ROOT / "config" / "config.libsonnet",
+    ]
+    for path in files:
+        text = path.read_text()
+        assert "${" not in text, f"{path}: ${{...}} placeholder (Alertmanager does not expand it)"
+        assert not re.search(r"hooks\.slack\.com/services/\w", text), f"{path}: Slack webhook"
+    secret_paths = []
+    for where, key, value in _walk(committed()):
+        assert key not in SECRET_KEYS, f"{where}: inline secret field (use {key}_file)"
+        if key.endswith("_file"):
+            secret_paths.append(value)
+            assert value.startswith(SECRETS_DIR + "/"), f"{where}: {value} outside {SECRETS_DIR}"
+    # Slack, three PagerDuty services, SMTP and the heartbeat token: all by file.
+    assert len(set(secret_paths)) == 6, sorted(set(secret_paths))
+
+
+def test_render_uses_env_settings_and_never_secret_env() -> None:
+    env = {
+        # The spec's secret variables must not reach the config even when they are set...
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/very-secret-token",
+        "PAGERDUTY_KEY": "pd-secret-routing-key-0123456789ab",
+        # ...while the non-secret ones are rendered in.
+        "ALERT_EMAIL": "dev-team@example.org",
+        "ALERTMANAGER_SECRETS_DIR": "/run/secrets",
+    }
+    text = render(load_config(env))[OUTPUT]
+    assert "very-secret-token" not in text and "pd-secret-routing-key" not in text
+    cfg = yaml.safe_load(text)
+    (email,) = [r for r in cfg["receivers"] if r["name"] == "email-digest"]
+    assert email["email_configs"][0]["to"] == "dev-team@example.org"
+    assert cfg["global"]["smtp_auth_password_file"] == "/run/secrets/smtp_auth_password"
+    assert SECRETS_DIR not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"ALERT_EMAIL": "not-an-address"}, "ALERT_EMAIL"),
+        ({"ALERTMANAGER_SECRETS_DIR": "relative/dir"}, "ALERTMANAGER_SECRETS_DIR"),
+    ],
+)
+def test_bad_settings_name_the_field(env: dict[str, str], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        load_config(env)
+
+
+def test_committed_config_is_the_render_of_the_sources() -> None:
+    assert render(load_config({}))[OUTPUT] == AM_YML.read_text(), "run `make generate`"
+
+
+def test_jsonnet_is_formatted() -> None:
+    for path in AM_DIR.glob("*.*sonnet"):
+        proc = subprocess.run(
+            [require_binary("jsonnetfmt"), "--test", str(path)], capture_output=True, timeout=30
+        )
+        assert proc.returncode == 0, f"{path} is not jsonnetfmt-clean"
+
+
+def test_time_compression_shortens_routes_but_not_the_digest() -> None:
+    cfg = yaml.safe_load(render(load_config({"TIME_COMPRESSION": "60"}))[OUTPUT])
+    routes = {r["receiver"] + str(r.get("matchers")): r for r in cfg["route"]["routes"]}
+    critical = routes["pagerduty-oncall['severity=\"critical\"']"]
+    assert critical["repeat_interval"] == "1m"  # 1 h / 60
+    digest = routes["email-digest['severity=\"info\"']"]
+    assert digest["group_interval"] == "15m" and digest["repeat_interval"] == "20h"
+
+
+def test_templates_carry_the_required_fields() -> None:
+    # The live tests check what arrives; this names the template block that lost a field.
+    text = (AM_DIR / "templates" / "deletion.tmpl").read_text()
+    blocks = {b.split('"', 1)[0]: b for b in text.split('{{ define "')[1:]}
+    for name in ("deletion.slack.text", "deletion.email.html", "deletion.email.text"):
+        for field in ("summary", "description", "severity", "runbook_url", "dashboard_url"):
+            assert field in blocks[name], f"{name} lacks {field}"
