@@ -357,8 +357,8 @@ function(config) {
           'up{%s} == 0 or absent(up{%s})' % [audit, audit],
           config.exporterDownFor,
           'Deletion audit exporter is down.',
-          'Prometheus cannot scrape {{ $labels.job }} {{ $labels.instance }} (up = {{ $value }}):'
-          + ' deletion alerts are blind.',
+          '{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }})'
+          + '{{ else }}No target of job {{ $labels.job }} is scraped{{ end }}: deletion alerts are blind.',
           uid.postDeploy,
         ),
         alert(
@@ -369,8 +369,8 @@ function(config) {
           'up{%s} == 0 or absent(up{%s})' % [integ, integ],
           config.exporterDownFor,
           'Deletion integrity exporter is down.',
-          'Prometheus cannot scrape {{ $labels.job }} {{ $labels.instance }} (up = {{ $value }}):'
-          + ' integrity alerts are blind.',
+          '{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }})'
+          + '{{ else }}No target of job {{ $labels.job }} is scraped{{ end }}: integrity alerts are blind.',
           uid.integrity,
         ),
         alert(

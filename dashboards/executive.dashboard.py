@@ -52,7 +52,8 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "deletion_requests_total and deletion_failures_total, audit exporter). Target: "
             f"> {target:.0%} (config slo.target); red below it.",
             lib.targets(
-                f"1 - sum(increase(deletion_failures_total{audit}[$__range])) / "
+                # The failure series exist only after a first failure: no failures is 0.
+                f"1 - (sum(increase(deletion_failures_total{audit}[$__range])) or vector(0)) / "
                 f"sum(increase(deletion_requests_total{audit}[$__range]))"
             ),
             "percentunit",
@@ -107,7 +108,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "config slo.target) still unspent: 1 - error ratio over the SLO period / budget. "
             "Fixed to the SLO period, not the selected range. Red when exhausted.",
             lib.targets(
-                f"1 - (sum(increase(deletion_failures_total{audit}[{period}])) / "
+                f"1 - ((sum(increase(deletion_failures_total{audit}[{period}])) or vector(0)) / "
                 f"sum(increase(deletion_requests_total{audit}[{period}]))) / {budget:g}"
             ),
             "percentunit",
@@ -252,6 +253,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "short",
             stack=True,
             bars=True,
+            no_value="no alerts firing",
             links=[lib.dashboard_link(config, "postDeploy")],
         ),
         w=8,

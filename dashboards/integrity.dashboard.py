@@ -219,27 +219,8 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             bars=True,
             links=rb(config, "DeletionIntegrityCheckFailing"),
         ),
-        w=12,
-    )
-
-    hour = lib.window(config, "1h")
-    layout.add(
-        lib.timeseries(
-            "Completeness audit results per hour",
-            "Recent successful deletions re-audited by the completeness check (profile gone, "
-            "cascades run, manual cleanup done) and those that left data behind "
-            "(deletion_completeness_audited_total, deletion_completeness_failures_total).",
-            lib.targets(
-                (f"sum(increase(deletion_completeness_audited_total{integ}[{hour}]))", "audited"),
-                (
-                    f"sum(increase(deletion_completeness_failures_total{integ}[{hour}]))",
-                    "incomplete",
-                ),
-            ),
-            "short",
-            links=rb(config, "DeletionCompletenessAuditFailed"),
-        ),
-        w=12,
+        w=24,
+        h=7,
     )
 
     layout.row("Completeness audit, audit trail and security")
@@ -269,6 +250,27 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         w=4,
         h=8,
     )
+    hour = lib.window(config, "1h")
+    layout.add(
+        lib.timeseries(
+            "Completeness audit results per hour",
+            "Recent successful deletions re-audited by the completeness check (profile gone, "
+            "cascades run, manual cleanup done) and those that left data behind "
+            "(deletion_completeness_audited_total, deletion_completeness_failures_total).",
+            lib.targets(
+                (f"sum(increase(deletion_completeness_audited_total{integ}[{hour}]))", "audited"),
+                (
+                    f"sum(increase(deletion_completeness_failures_total{integ}[{hour}]))",
+                    "incomplete",
+                ),
+            ),
+            "short",
+            links=rb(config, "DeletionCompletenessAuditFailed"),
+        ),
+        w=16,
+        h=8,
+    )
+
     layout.add(
         lib.timeseries(
             "Audit log ingestion",
@@ -333,8 +335,8 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             bars=True,
             links=rb(config, "DeletionForbiddenDeletion"),
         ),
-        w=24,
-        h=7,
+        w=8,
+        h=8,
     )
 
     day = lib.window(config, "1d")

@@ -21,6 +21,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
     app = lib.selector(config, "appSelector")
     service = config["serviceName"]
     pd = config["postDeploy"]
+    er = config["errorRate"]
     lat = config["latency"]
     rb = lib.runbook_links
     layout = Layout()
@@ -31,9 +32,9 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Success rate (5m)",
             "Share of DELETE /api/users/{id} calls that succeeded over the last 5 minutes "
             "(1 - deletion:deletion_error_ratio:rate5m, from the audit log via the audit "
-            "exporter). Colours follow the steady-state error-rate ladder: amber below "
-            f"{1 - config['errorRate']['warning']:.2%}, red below "
-            f"{1 - config['errorRate']['critical']:.2%}.",
+            "exporter). Colours follow the steady-state error-rate ladder (config errorRate): "
+            f"yellow below {1 - er['info']:.2%}, amber below {1 - er['warning']:.2%}, red below "
+            f"{1 - er['critical']:.2%}.",
             lib.targets("1 - deletion:deletion_error_ratio:rate5m"),
             "percentunit",
             lib.success_rate_steps(config),
@@ -133,7 +134,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Firing alerts",
             "Alerts of this service firing now (Prometheus ALERTS series with "
             f'service="{service}"; the always-firing Watchdog excluded). The table below lists '
-            "them.",
+            "them (panel 'Firing alerts: list').",
             lib.targets(
                 f'count(ALERTS{{alertstate="firing", service="{service}", '
                 f'alertname!="Watchdog"}}) or vector(0)'
@@ -186,6 +187,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             stack=True,
             bars=True,
             links=[lib.dashboard_link(config, "usage", "Failure mix over weeks")],
+            no_value="no failures",
         ),
         w=12,
     )
@@ -208,7 +210,12 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "(error_type:deletion_failures:increase1h). The line is the spec's performance-alert "
             f"level (config timeoutsPerHour.warning = {config['timeoutsPerHour']['warning']}).",
             lib.targets(
-                ('error_type:deletion_failures:increase1h{error_type="timeout"}', "timeouts")
+                (
+                    # No series until the first timeout: draw 0 rather than "No data".
+                    'error_type:deletion_failures:increase1h{error_type="timeout"} '
+                    "or on () vector(0)",
+                    "timeouts",
+                )
             ),
             "short",
             lib.steps_above([(config["timeoutsPerHour"]["warning"], WARNING)]),
@@ -226,7 +233,8 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             f"{config['authorizationFailuresPerHour']['warning']}).",
             lib.targets(
                 (
-                    'error_type:deletion_failures:increase1h{error_type="authorization"}',
+                    'error_type:deletion_failures:increase1h{error_type="authorization"} '
+                    "or on () vector(0)",
                     "authorization failures",
                 )
             ),

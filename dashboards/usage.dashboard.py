@@ -179,6 +179,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             stack=True,
             bars=True,
             interval=hour,
+            no_value="no failures",
         ),
         w=12,
     )

@@ -194,7 +194,9 @@ def test_watchdog_route_is_first_and_stops() -> None:
     assert first["receiver"] == "heartbeat"
     assert first["continue"] is False
     assert first["group_wait"] == "0s"
-    assert first["repeat_interval"] == "1m"
+    # A ping every minute: the repeat fires at the first 10 s tick after 55 s, i.e. at 60 s
+    # (a 1m repeat would fire at 70 s; see the route's comment and the live heartbeat test).
+    assert (first["group_interval"], first["repeat_interval"]) == ("10s", "55s")
 
 
 def test_every_timing_carries_a_comment_saying_why() -> None:

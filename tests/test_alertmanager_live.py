@@ -451,6 +451,45 @@ def test_exporter_or_database_down_silences_its_symptoms_not_itself(
     wait_for(lambda: http.select("/pagerduty", "DeletionAuditDatabaseDown"), what="cause page")
     assert not http.select("/pagerduty", f"DeletionErrorRateHigh critical summary for {service}")
 
+    # Escalations inherit the original's labels (source too). The escalation of a symptom is
+    # silenced with it; the escalation of a cause must not be silenced by that very cause.
+    escalate = {"category": "meta", "escalation": "senior"}
+    am.post(
+        alert(
+            service,
+            "DeletionEscalationSenior",
+            "critical",
+            **escalate,
+            escalated_alert="DeletionAuditExporterDown",
+        ),
+    )
+    am.post(
+        alert(
+            service,
+            "DeletionEscalationManager",
+            "critical",
+            **escalate | {"escalation": "manager"},
+            escalated_alert="DeletionErrorRateHigh",
+        ),
+    )
+    state = wait_for(
+        lambda: (s := am.alerts(service)) and "DeletionEscalationManager/critical" in s and s,
+        what="the escalations",
+    )
+    assert state["DeletionEscalationSenior/critical"]["status"]["state"] == "active"
+    assert state["DeletionEscalationManager/critical"]["status"]["state"] == "suppressed"
+    senior = wait_for(
+        lambda: [
+            p
+            for p in http.select("/pagerduty", service)
+            if p["body"]["routing_key"] == KEYS["pagerduty_senior_routing_key"]
+        ],
+        what="the escalation of the cause",
+    )
+    assert senior[0]["body"]["payload"]["custom_details"]["escalated_alert"] == (
+        "DeletionAuditExporterDown"
+    )
+
     # The integrity equivalent.
     am.post(alert(service, "DeletionIntegrityDatabaseDown", "critical", source="integrity"))
     wait_for(
@@ -683,3 +722,41 @@ def test_silence_created_on_one_node_holds_on_the_other(
     time.sleep(2)
     assert not http.select("/pagerduty", f"DeletionErrorRateHigh critical summary for {service}")
     assert not http.select("/slack", f"DeletionErrorRateHigh critical summary for {service}")
+
+
+def test_digest_is_muted_outside_its_window_and_sent_when_it_opens(
+    tmp_path: Path, am_config: Path, sinks: tuple[HttpSink, SmtpSink], service: str
+) -> None:
+    # The module's copy keeps the digest window always open. Here the window is the committed
+    # route with a one-hour window twelve hours away: the info alert must wait. "Opening" the
+    # window is a config reload with the always-open interval; the alert that accumulated
+    # meanwhile is mailed then. (A real wall-clock window would cost minutes of test time.)
+    _, smtp = sinks
+    cfg = yaml.safe_load(am_config.read_text())
+    (digest,) = [t for t in cfg["time_intervals"] if t["name"] == "daily-digest"]
+    always_open = digest["time_intervals"]
+    hour = (datetime.now(UTC).hour + 12) % 24
+    digest["time_intervals"] = [
+        {
+            "times": [{"start_time": f"{hour:02d}:00", "end_time": f"{hour + 1:02d}:00"}],
+            "location": "UTC",
+        }
+    ]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    node = Alertmanager(path, tmp_path / "am")
+    try:
+        node.post(alert(service, "DeletionAppMemoryFillingUp", "info", category="resources"))
+        wait_for(lambda: node.alerts(service), what="the alert to be received")
+        time.sleep(3)  # group_wait 1 s, group_interval 1 s: several muted flushes
+        assert not smtp.select(service)
+
+        digest["time_intervals"] = always_open
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        reload = urllib.request.Request(node.url + "/-/reload", method="POST")
+        with urllib.request.urlopen(reload, timeout=10) as resp:
+            assert resp.status == 200
+        mails = wait_for(lambda: smtp.select(service), what="the digest once the window opened")
+        assert "DeletionAppMemoryFillingUp info summary" in mails[0]["message"].as_string()
+    finally:
+        node.stop()

@@ -533,3 +533,27 @@ def test_check_only_duplicate_names_and_bad_yaml(tmp_path: Path) -> None:
 def test_check_only_default_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["integrity-exporter", "--check-only"]) == 0
     assert f"{len(EXPECTED)} checks valid" in capsys.readouterr().out
+
+
+def test_checks_run_read_only(app_dsn: str) -> None:
+    """A check that tries to write fails as an SQL error and changes nothing."""
+    seed_clean(app_dsn)
+    (check,) = parse_checks(
+        {
+            "checks": [
+                {
+                    **_GOOD,
+                    "sql": "WITH d AS (DELETE FROM profiles RETURNING 1) SELECT count(*) FROM d",
+                }
+            ]
+        }
+    )
+    conn = connect(app_dsn)
+    try:
+        result = run_check(conn, check)
+    finally:
+        conn.close()
+    assert (result.ok, result.error_kind) == (False, "sql")
+    assert "ReadOnlySqlTransaction" in (result.error or "")
+    with psycopg.connect(app_dsn) as check_conn:
+        assert check_conn.execute("SELECT count(*) FROM profiles").fetchone()[0] == 5

@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import math
+import socket
 import subprocess
 import time
 from collections import defaultdict
@@ -44,6 +45,8 @@ B_AT = END + STEP // 2
 PEAK_HOUR = 14  # UTC hour that carries the troubled week's extra load
 USER_TYPES = ("CLIENT", "VENDOR", "DRIVER")
 BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30]
+RESET_JOB = 'job="restarted-exporter"'
+RESET_AT_STEP = 144  # the restarted job's counter drops to 0 after this step of the last day
 FAIL_SECONDS = {"authorization": 0.08, "timeout": 10.0, "unknown": 0.2, "business_logic": 0.15}
 
 
@@ -346,6 +349,11 @@ def openmetrics(cfg: dict[str, Any]) -> str:
                 t,
                 1,
             )
+    # A separate job whose exporter restarted half-way through the last day (counter reset).
+    reset_series = f'deletion_requests_total{{{RESET_JOB},user_type="CLIENT"}}'
+    for k in range(DAY // STEP + 1):
+        value = 2 * k if k <= RESET_AT_STEP else 2 * (k - RESET_AT_STEP)
+        add("deletion_requests", "counter", reset_series, END - DAY + k * STEP, value)
     lines = []
     for family, (kind, series) in families.items():
         lines.append(f"# TYPE {family} {kind}")
@@ -491,6 +499,26 @@ def test_usage_patterns_figures_equal_loaded_data(prom: str, cfg: dict[str, Any]
     assert within(rep["complex_deletions"]["p95_seconds"], quantile_bounds(cx, 0.95))
     slope = rep["capacity_projection"]["trend_per_day"]
     assert slope == pytest.approx((daily[-1] - daily[0]) / 6, rel=0.05)
+
+
+def test_counter_reset_falls_back_to_increase_and_says_so(prom: str, cfg: dict[str, Any]) -> None:
+    exact = build(prom, cfg, "usage-patterns", "1d", B_AT)
+    assert exact["counts_exact"] is True and exact["counter_resets"] == []
+    restarted = {**cfg, "auditExporterSelector": RESET_JOB}
+    rep = build(prom, restarted, "usage-patterns", "1d", B_AT)
+    assert rep["counts_exact"] is False
+    assert rep["counter_resets"] == ["deletion_requests_total"]
+    # 2 per step for a day; end - start would give 2 * (288 - 2 * 144) = 0.
+    assert rep["totals"]["requests"] == pytest.approx(2 * DAY // STEP, rel=0.02)
+    md = report_text_cfg(prom, restarted)
+    assert "counter reset" in md
+
+
+def report_text_cfg(prom: str, cfg: dict[str, Any]) -> str:
+    from deletion_monitor import report_render
+
+    rep = build(prom, cfg, "usage-patterns", "1d", B_AT)
+    return report_render.render(rep, "markdown")
 
 
 def test_recommendations_fire_exactly_when_conditions_hold(prom: str, cfg: dict[str, Any]) -> None:
@@ -711,6 +739,12 @@ def test_formats_and_output_file(prom: str, tmp_path: Path) -> None:
     data = json.loads(report_text(prom, "usage-patterns", "json", A_AT))
     assert data["optimization_recommendations"]["failure_reduction"]
     assert "_plots" not in data
+    trends_page = report_text(prom, "trends", "html", A_AT)
+    assert trends_page.count("<svg") == 3 and "no failures in range" not in trends_page
+    compliance_page = report_text(prom, "compliance", "html", B_AT, "14d")
+    assert (
+        compliance_page.count("<svg") == 1 and "Integrity violations by category" in compliance_page
+    )
     md = report_text(prom, "health", "markdown", A_AT)
     assert "## SLA targets" in md and "MISSED" in md
 
@@ -724,6 +758,15 @@ def test_bad_arguments_and_unreachable_prometheus(capsys: pytest.CaptureFixture[
     assert "--range" in capsys.readouterr().err
     with pytest.raises(PrometheusError, match="unreachable"):
         PrometheusClient(dead, timeout=2).query("up")
+
+
+def test_silent_server_times_out() -> None:
+    with socket.socket() as srv:  # accepts connections (backlog) but never answers
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        url = f"http://127.0.0.1:{srv.getsockname()[1]}"
+        with pytest.raises(PrometheusError, match=r"unreachable: no answer within 0.5s"):
+            PrometheusClient(url, timeout=0.5).query("up")
 
 
 def test_bad_query_is_a_clear_error(prom: str) -> None:
@@ -838,5 +881,18 @@ def test_watch_interval_from_environment(monkeypatch: pytest.MonkeyPatch) -> Non
             sleep=sleep,
         )
     assert sleeps == [30]
+    # The demo's compressed time: "the last hour" shrinks with the rendered rules.
+    monkeypatch.setenv("TIME_COMPRESSION", "60")
+    _, [snap] = run_watch(["--once", "--prometheus", f"http://127.0.0.1:{free_port()}"])
+    assert snap["window"] == "1m"
     monkeypatch.setenv("ERROR_RATE_THRESHOLD", "abc")
     assert watch.run(parse(watch, ["--once"]), out=io.StringIO()) == 2
+
+
+def test_docs_list_every_rule_and_limit() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reports.md").read_text()
+    for rule in report.RULES:
+        assert f"| `{rule.id}` | {rule.category} | {rule.condition} |" in doc, rule.id
+    for name, value in report.LIMITS.items():
+        assert f"| `{name}` | {value:g} |" in doc or f"| `{name}` | {value} |" in doc, name
+    assert "0 9 * * 1" in doc

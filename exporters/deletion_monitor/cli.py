@@ -19,7 +19,8 @@ COMMANDS: dict[str, str] = {
     "audit-exporter": "deletion_monitor.audit_exporter",
     "integrity-exporter": "deletion_monitor.integrity.exporter",
     "check-integrity": "deletion_monitor.integrity.report",
-    "watch": "deletion_monitor.watch", "report": "deletion_monitor.report",
+    "watch": "deletion_monitor.watch",
+    "report": "deletion_monitor.report",
     "demo-app": "deletion_monitor.demo_app.server", "load": "deletion_monitor.demo_load",
 }
 

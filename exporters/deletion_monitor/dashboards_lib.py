@@ -214,6 +214,8 @@ def _common(title: str, description: str, tgts: list[Target], links: Iterable[Da
         "targets": tgts,
         "dataSource": DATASOURCE,
         "links": list(links),
+        # null: Grafana sizes the query step to the panel width instead of grafanalib's 100.
+        "maxDataPoints": None,
     }
 
 
@@ -230,6 +232,9 @@ def stat(
     graph: bool = False,
     text_mode: str = "auto",
 ) -> Stat:
+    if not graph:
+        # A stat shows one number: an instant query is exact and cheap even for $__range.
+        tgts = [attr.evolve(t, instant=True) for t in tgts]
     return Stat(
         **_common(title, description, tgts, links),
         format=unit,
@@ -259,6 +264,7 @@ def timeseries(
     interval: str | None = None,
     time_from: str | None = None,
     legend_calcs: list[str] | None = None,
+    no_value: str | None = None,
 ) -> TimeSeries:
     return TimeSeries(
         **_common(title, description, tgts, links),
@@ -275,6 +281,7 @@ def timeseries(
         legendCalcs=legend_calcs or [],
         tooltipMode="multi",
         tooltipSort="desc",
+        extraJson={"fieldConfig": {"defaults": {"noValue": no_value}}} if no_value else None,
     )
 
 

@@ -96,6 +96,13 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         "how long rows have been held back by an open transaction",
     ),
     Metric("deletion_audit_exporter_info", "gauge", ("version",), AUDIT, "exporter version"),
+    Metric(
+        "deletion_audit_initial_load_duration_seconds",
+        "gauge",
+        (),
+        AUDIT,
+        "seconds the start-up aggregate over the audit table took",
+    ),
     # --- integrity exporter ----------------------------------------------------------------------
     Metric(
         "deletion_integrity_violations",
@@ -133,6 +140,17 @@ PROJECT_METRICS: tuple[Metric, ...] = (
     Metric("deletion_app_db_pool_connections_in_use", "gauge", (), APP, "pool connections busy"),
     Metric("deletion_app_db_pool_connections_max", "gauge", (), APP, "pool size"),
     Metric("http_requests_total", "counter", ("method", "route", "status"), APP, "HTTP requests"),
+    Metric(
+        "deletion_app_db_pool_requests_waiting", "gauge", (), APP, "requests waiting for the pool"
+    ),
+    Metric("deletion_app_info", "gauge", ("app_version",), APP, "running application version"),
+    Metric(
+        "deletion_app_fault_active",
+        "gauge",
+        ("fault",),
+        APP,
+        "1 while a demo fault switch is on (demo only)",
+    ),
 )
 
 # Names produced by exporters this project does not own. A key ending in "_" is a prefix. The

@@ -7,6 +7,7 @@ message that names the URL or the query, so commands can print it and exit 2.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import re
@@ -97,8 +98,10 @@ class PrometheusClient:
             where = f" for query {query!r}" if query else ""
             msg = f"prometheus at {self.base_url}: HTTP {exc.code}{where}"
             raise PrometheusError(f"{msg}: {detail}" if detail else msg) from None
-        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                reason = f"no answer within {self.timeout:g}s"
             raise PrometheusError(f"prometheus at {self.base_url} unreachable: {reason}") from None
         try:
             payload = json.loads(raw)

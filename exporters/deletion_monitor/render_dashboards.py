@@ -22,6 +22,7 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 
 from deletion_monitor.config import REPO_ROOT, load_config
+from deletion_monitor.dashboards_lib import TITLES
 
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
 OUTPUT_DIR = "dashboards/generated"
@@ -156,12 +157,24 @@ Common to all four:
   Prometheus itself.
 - `make lint` (deletion_monitor.lint_dashboards) rejects a panel without a unit, description or
   query, overlapping panels, and any query reading a metric no exporter or rule produces.
+
+Changing a dashboard: edit `dashboards/<name>.dashboard.py` (shared builders and the threshold
+ladders are in `exporters/deletion_monitor/dashboards_lib.py`), run `make generate`, then
+`.venv/bin/pytest -q tests/test_dashboards.py` and `make lint`. A new metric must first be listed in
+`exporters/deletion_monitor/metric_catalog.py` (or be recorded by a rule) or the lint calls the
+panel dead. `deletion_monitor.render_dashboards.all_panel_queries()` lists every query with the
+Grafana macros replaced, for running them against a live Prometheus.
+
+Panels below: title (visualisation, unit): what it answers and where the data comes from, then
+its queries (`$__range` is the dashboard's time range, `$__rate_interval` Grafana's rate window).
 """
 
 
 def render_doc(boards: list[dict[str, Any]], config: Mapping[str, Any]) -> str:
     lines = [_DOC_HEAD]
-    for board in boards:
+    # The order of the issue: live view first, executive summary last.
+    order = [config["dashboardUids"][key] for key in TITLES]
+    for board in sorted(boards, key=lambda b: order.index(b["uid"]) if b["uid"] in order else 99):
         url = f"{config['grafanaBaseUrl']}/d/{board['uid']}"
         lines.append(f"## {board['title']}\n")
         lines.append(f"uid `{board['uid']}` ({url}), default range `{board['time']['from']}`.\n")

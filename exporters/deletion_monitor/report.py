@@ -80,13 +80,18 @@ def selector(metric: str, sel: str, extra: str = "") -> str:
     return f"{metric}{{{inner}}}"
 
 
-def exact_increase(series: str, window: str) -> str:
+def exact_increase(series: str, window: str, no_resets: bool = False) -> str:
     """Per-series counter increase over `window`, without increase()'s extrapolation.
 
-    end - start for series present at both ends with no reset; the full value for series that
-    appeared inside the window (a counter starts at 0); increase() only as the fallback for series
-    that reset inside the window, where end - start would be wrong.
+    end - start for series present at both ends; the full value for series that appeared inside
+    the window (a counter starts at 0). Without `no_resets`, a per-series `resets() == 0` guard
+    picks end - start and increase() is the fallback for series that did reset (end - start would
+    be wrong). The guard reads every sample of the window, so callers that checked resets once
+    (Source.inc) pass no_resets=True and keep long ranges within Prometheus' sample limit.
     """
+    simple = f"({series} - {series} offset {window}) or ({series} unless {series} offset {window})"
+    if no_resets:
+        return simple
     return (
         f"(({series} - {series} offset {window}) and (resets({series}[{window}]) == 0))"
         f" or ({series} unless {series} offset {window})"
@@ -121,6 +126,30 @@ class Source:
         self.audit = cfg["auditExporterSelector"]
         self.integrity = cfg["integrityExporterSelector"]
         self.app = cfg["appSelector"]
+        self._resets: dict[tuple[str, str, float], bool] = {}
+        # Metric names whose counters reset inside a queried range: their figures come from
+        # increase() (extrapolated, approximate) and the report says so.
+        self.reset_metrics: set[str] = set()
+
+    def inc(
+        self, series: str, window: str, at: float | None = None, span: str | None = None
+    ) -> str:
+        """The increase expression for `series` over `window`: exact unless a counter reset.
+
+        Resets are checked once per series over `span` (default: the window) ending at `at`, on
+        the histogram's _count rather than on each bucket: all series of one exporter restart
+        together, and resets() over a month of every bucket would be millions of samples.
+        """
+        probe = series.replace("_bucket{", "_count{", 1)
+        when = self.at if at is None else at
+        key = (probe, span or window, when)
+        if key not in self._resets:
+            n = self.value(f"sum(resets({probe}[{span or window}]))", when)
+            self._resets[key] = bool(n)
+        if self._resets[key]:
+            self.reset_metrics.add(probe.split("{", 1)[0])
+            return f"increase({series}[{window}])"
+        return exact_increase(series, window, no_resets=True)
 
     def req(self, extra: str = "") -> str:
         return selector("deletion_requests_total", self.audit, extra)
@@ -141,29 +170,29 @@ class Source:
         return out
 
     def total(self, series: str, window: str, at: float | None = None) -> float | None:
-        return self.value(f"sum({exact_increase(series, window)})", at)
+        return self.value(f"sum({self.inc(series, window, at)})", at)
 
     def total_by(self, series: str, window: str, label: str) -> dict[str, float]:
-        return self.by(f"sum by ({label}) ({exact_increase(series, window)})", label)
+        return self.by(f"sum by ({label}) ({self.inc(series, window)})", label)
 
     def quantile(
         self, q: float, metric: str, sel: str, window: str, at: float | None = None
     ) -> float | None:
         buckets = selector(f"{metric}_bucket", sel)
         return self.value(
-            f"histogram_quantile({q}, sum by (le) ({exact_increase(buckets, window)}))", at
+            f"histogram_quantile({q}, sum by (le) ({self.inc(buckets, window, at)}))", at
         )
 
     def quantile_by(self, q: float, metric: str, label: str, window: str) -> dict[str, float]:
         buckets = selector(f"{metric}_bucket", self.audit)
         return self.by(
-            f"histogram_quantile({q}, sum by ({label}, le) ({exact_increase(buckets, window)}))",
+            f"histogram_quantile({q}, sum by ({label}, le) ({self.inc(buckets, window)}))",
             label,
         )
 
     def average(self, metric: str, window: str, at: float | None = None) -> float | None:
-        s = exact_increase(selector(f"{metric}_sum", self.audit), window)
-        c = exact_increase(selector(f"{metric}_count", self.audit), window)
+        s = self.inc(selector(f"{metric}_sum", self.audit), window, at)
+        c = self.inc(selector(f"{metric}_count", self.audit), window, at)
         return self.value(f"sum({s}) / sum({c})", at)
 
     def series_present(self, series: str, window: str, at: float | None = None) -> bool:
@@ -197,9 +226,9 @@ def _latency(src: Source, window: str, at: float | None = None) -> dict[str, flo
 
 
 def _volume(src: Source, window: str, at: float | None = None) -> dict[str, Any]:
-    present = src.series_present(src.req(), window, at)
-    requests = _count(src.total(src.req(), window, at)) if present else None
-    failures = _count(src.total(src.fail(), window, at)) or 0
+    requests = None
+    if src.series_present(src.req(), window, at):
+        requests = _count(src.total(src.req(), window, at))
     if requests is None:
         return {
             "requests": None,
@@ -208,7 +237,7 @@ def _volume(src: Source, window: str, at: float | None = None) -> dict[str, Any]
             "success_rate": None,
             "error_rate": None,
         }
-    failures = min(failures, requests)
+    failures = min(_count(src.total(src.fail(), window, at)) or 0, requests)
     return {
         "requests": requests,
         "failures": failures,
@@ -295,7 +324,7 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
     complex_p95 = src.quantile(0.95, "deletion_large_cascade_duration_seconds", complex_sel, window)
 
     days = int(days_in_range)
-    daily_expr = f"sum({exact_increase(src.req(), '1d')})"
+    daily_expr = f"sum({src.inc(src.req(), '1d', span=window)})"
     daily = [{"day_end": _iso(t), "requests": _count(v)} for t, v in src.daily(daily_expr, days)]
     counts = [d["requests"] for d in daily if d["requests"] is not None]
     projection: dict[str, Any] = {"days_used": len(counts)}
@@ -440,15 +469,15 @@ def trends(src: Source, window: str) -> dict[str, Any]:
     prev_lat = _latency(src, window, prev_at) if previous["requests"] is not None else {}
     days = int(seconds // 86400)
     one_day = {
-        "requests": f"sum({exact_increase(src.req(), '1d')})",
-        "failures": f"sum({exact_increase(src.fail(), '1d')})",
+        "requests": f"sum({src.inc(src.req(), '1d', span=window)})",
+        "failures": f"sum({src.inc(src.fail(), '1d', span=window)})",
         "p95_seconds": "histogram_quantile(0.95, sum by (le) ("
-        + exact_increase(selector("deletion_duration_seconds_bucket", src.audit), "1d")
+        + src.inc(selector("deletion_duration_seconds_bucket", src.audit), "1d", span=window)
         + "))",
         "average_seconds": "sum("
-        + exact_increase(selector("deletion_duration_seconds_sum", src.audit), "1d")
+        + src.inc(selector("deletion_duration_seconds_sum", src.audit), "1d", span=window)
         + ") / sum("
-        + exact_increase(selector("deletion_duration_seconds_count", src.audit), "1d")
+        + src.inc(selector("deletion_duration_seconds_count", src.audit), "1d", span=window)
         + ")",
     }
     columns = {k: src.daily(expr, days) for k, expr in one_day.items()}
@@ -786,12 +815,23 @@ def recommend(
 
 def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
     """Series for the HTML charts; empty when the report has no data."""
-    if not figures.get("data") or kind == "compliance":
+    if not figures.get("data"):
         return []
     seconds = parse_duration(window)
     # ~48 points per chart; each point is the rate over its own step so no sample is skipped.
     step = max(300, int(seconds / 48) // 300 * 300)
     step_s = format_duration(step)
+    if kind == "compliance":
+        viol = selector("deletion_integrity_violations", src.integrity)
+        res = src.client.query_range(
+            f"sum by (category) (max_over_time({viol}[{step_s}]))",
+            src.at - seconds + step,
+            src.at,
+            step,
+        )
+        series = [{"name": r.labels.get("category", ""), "points": r.points} for r in res]
+        title = "Integrity violations by category (peak per step)"
+        return [{"type": "line", "title": title, "series": sorted(series, key=lambda x: x["name"])}]
     buckets = selector("deletion_duration_seconds_bucket", src.audit)
     lines = []
     for q in (0.5, 0.95, 0.99):
@@ -813,7 +853,9 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
     plots.append(
         {"type": "bars", "title": "Deletions by hour of day (UTC)", "bars": list(by_hour.items())}
     )
-    classes = figures.get("failure_classes") or []
+    classes = figures.get("failure_classes")
+    if classes is None:
+        classes = _failure_classes(src, window)
     plots.append(
         {
             "type": "bars",
@@ -885,6 +927,8 @@ def build_report(
         recs, fired = recommend(figures, cfg)
         report["optimization_recommendations"] = recs
         report["recommendation_rules_fired"] = fired
+    report["counter_resets"] = sorted(src.reset_metrics)
+    report["counts_exact"] = not src.reset_metrics
     if with_plots:
         report["_plots"] = plot_data(src, kind, window, figures)
     return report

@@ -336,10 +336,20 @@ def _header(report: dict[str, Any]) -> tuple[str, str]:
     return title, sub
 
 
+def _reset_note(report: dict[str, Any]) -> str:
+    names = ", ".join(report["counter_resets"])
+    return (
+        f"A counter reset (exporter restart) happened in this range for {names}: those figures "
+        "come from increase() and are approximate, not exact counts."
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     """GitHub-flavoured Markdown."""
     title, sub = _header(report)
     lines = [f"# {title}", "", sub, ""]
+    if report.get("counter_resets"):
+        lines += [f"_{_reset_note(report)}_", ""]
     if not report["data"]:
         lines += [
             f"**{NO_DATA.capitalize()}**: no deletion data between {report['start']} "
@@ -413,6 +423,7 @@ def svg_line_chart(title: str, series: list[dict[str, Any]]) -> str:
             f'<text x="{x(t):.1f}" y="{_H - 12}" font-size="11" '
             f'text-anchor="{anchor}">{label}</text>'
         )
+    legend_x = _PAD_L + 8
     for i, s in enumerate(series):
         if not s["points"]:
             continue
@@ -422,9 +433,10 @@ def svg_line_chart(title: str, series: list[dict[str, Any]]) -> str:
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>'
         )
         parts.append(
-            f'<text x="{_PAD_L + 8 + 60 * i}" y="{_PAD_T - 8}" font-size="12" '
+            f'<text x="{legend_x}" y="{_PAD_T - 8}" font-size="12" '
             f'fill="{colour}">{html.escape(s["name"])}</text>'
         )
+        legend_x += 7 * len(s["name"]) + 16  # ~7 px per character at font-size 12
     parts.append("</svg>")
     return head + "".join(parts) + "</figure>"
 
@@ -480,6 +492,8 @@ def html_report(report: dict[str, Any]) -> str:
     title, sub = _header(report)
     e = html.escape
     body = [f"<h1>{e(title)}</h1>", f"<p>{e(sub)}</p>"]
+    if report.get("counter_resets"):
+        body.append(f"<p><em>{e(_reset_note(report))}</em></p>")
     if not report["data"]:
         body.append(
             f'<p class="nodata">{e(NO_DATA.capitalize())}: no deletion data between '

@@ -51,12 +51,15 @@ class NotificationLog:
         self._lock = threading.Lock()
         self._items: list[Notification] = []
         self.echo = echo
+        # Receivers not echoed (the heartbeat pings every few seconds in a compressed demo).
+        self.quiet: set[str] = {"heartbeat"}
 
     def add(self, note: Notification) -> None:
         with self._lock:
             self._items.append(note)
-        if self.echo is not None:
-            self.echo(note.line())
+            # Under the lock: notifications arrive on several threads, lines must not interleave.
+            if self.echo is not None and note.receiver not in self.quiet:
+                self.echo(note.line())
 
     def all(self) -> list[Notification]:
         with self._lock:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import re
 import shutil
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +119,8 @@ class Stack:
         self.started_at = time.time()
         work = self.opts.workdir
         work.mkdir(parents=True, exist_ok=True)
+        # PostgreSQL runs as the `postgres` user when we are root: it must reach pg/ inside.
+        work.chmod(0o755)
         try:
             self._pick_ports()
             self._start_sinks()
@@ -219,24 +223,20 @@ class Stack:
     def _spawn(self, key: str, argv: list[str], ready_url: str, timeout: float = 30) -> None:
         proc = ManagedProcess(argv, self.opts.workdir / "logs" / f"{key}.log", cwd=REPO_ROOT)
         self.procs[key] = proc
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    wait_http(ready_url, timeout=0.5)
-                    return
-                except TimeoutError:
-                    if not proc.alive():
-                        raise StackError(
-                            f"{key} exited with code {proc.proc.returncode}:\n{proc.log_tail(15)}"
-                        ) from None
-                    if time.monotonic() > deadline:
-                        raise StackError(
-                            f"{key} not ready at {ready_url} after {timeout:.0f}s:\n"
-                            f"{proc.log_tail(15)}"
-                        ) from None
-        except StackError:
-            raise
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                wait_http(ready_url, timeout=0.5)
+                return
+            except TimeoutError:
+                if not proc.alive():
+                    raise StackError(
+                        f"{key} exited with code {proc.proc.returncode}:\n{proc.log_tail(15)}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"{key} not ready at {ready_url} after {timeout:.0f}s:\n{proc.log_tail(15)}"
+                    ) from None
 
     def _start_app(self) -> None:
         self._spawn(
@@ -345,7 +345,11 @@ class Stack:
     def _start_prometheus(self) -> None:
         binary = require_binary("prometheus")
         path = self.opts.workdir / "prometheus.yml"
-        path.write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
+        # First without rules: Prometheus applies its scrape targets a few seconds after start,
+        # and a compressed `absent(up)` rule would page "exporter down" in that gap. The rules
+        # are loaded (reload) once every target has been scraped.
+        config = self.prometheus_config()
+        path.write_text(yaml.safe_dump({**config, "rule_files": []}, sort_keys=False))
         self._spawn(
             "prometheus",
             [
@@ -362,6 +366,22 @@ class Stack:
             f"{self.url('prometheus')}/-/ready",
             timeout=60,
         )
+        try:
+            self.wait_for(self._all_targets_up, 30, what="every scrape target up")
+        except TimeoutError as exc:
+            raise StackError(f"prometheus: {exc}; see {self.opts.workdir / 'logs'}") from None
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        req = urllib.request.Request(f"{self.url('prometheus')}/-/reload", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+    def _all_targets_up(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url('prometheus')}/api/v1/targets", timeout=5) as r:
+                targets = json.loads(r.read())["data"]["activeTargets"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return len(targets) >= 5 and all(t.get("health") == "up" for t in targets)
 
     def prometheus_config(self) -> dict[str, Any]:
         scrape = max(1, round(15 / self.compression))

@@ -23,11 +23,22 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from deletion_monitor.config import ConfigError, load_config
-from deletion_monitor.promapi import DEFAULT_URL, PrometheusClient, PrometheusError
+from deletion_monitor.promapi import (
+    DEFAULT_URL,
+    PrometheusClient,
+    PrometheusError,
+    format_duration,
+)
 from deletion_monitor.report import exact_increase, parse_time, selector
 
 HELP = "Live console of deletion health from Prometheus (the spec's monitor:immediate)."
-WINDOW = "1h"  # "deletions in the last hour" and every per-hour figure below
+WINDOW_SECONDS = 3600  # "deletions in the last hour" and every per-hour figure below
+
+
+def window(cfg: dict[str, Any]) -> str:
+    """The last hour, divided by the demo's timeCompression like the rendered rules."""
+    return format_duration(WINDOW_SECONDS / float(cfg.get("timeCompression", 1)))
+
 
 OK, BREACHED, UNREACHABLE = "ok", "breached", "unreachable"
 EXIT = {OK: 0, BREACHED: 1, UNREACHABLE: 2}
@@ -124,7 +135,7 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
         cfg["integrityExporterSelector"],
         cfg["appSelector"],
     )
-    w = WINDOW
+    w = window(cfg)
 
     def val(expr: str) -> float | None:
         return client.query_value(expr, at)
@@ -227,7 +238,7 @@ def snapshot(
     base = {
         "ts": dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "prometheus": client.base_url,
-        "window": WINDOW,
+        "window": window(cfg),
         "thresholds": {"error_rate": thr["error_rate"], "p95_seconds": thr["p95_seconds"]},
     }
     try:

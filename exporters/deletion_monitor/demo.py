@@ -1,0 +1,208 @@
+"""`make demo`: the whole stack on this machine, a live summary, and an incident on request.
+
+    python -m deletion_monitor.demo                          # healthy traffic until Ctrl-C
+    python -m deletion_monitor.demo --scenario error-spike   # fault after a healthy warm-up
+    python -m deletion_monitor.demo --scenario orphans --fault-for 60 --duration 120
+
+Starts PostgreSQL, the demo app, both exporters, Prometheus (rules rendered with
+--time-compression, default 60: a 15-minute escalation takes 15 s), Alertmanager (a demo copy
+of alertmanager/alertmanager.yml whose receivers post to local sinks) and the load generator, all
+on 127.0.0.1; prints the URLs, then what fires and who is notified. Ctrl-C or SIGTERM stops
+everything it started. Scenarios: see deletion_monitor.demo_load.SCENARIOS and docs/demo.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deletion_monitor.config import ConfigError
+from deletion_monitor.demo_load import SCENARIOS
+from deletion_monitor.stack import Stack, StackError, StackOptions, remove_workdir
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deletion_monitor.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--scenario",
+        default="healthy",
+        choices=list(SCENARIOS),
+        help="incident to inject after the warm-up (default healthy)",
+    )
+    parser.add_argument(
+        "--time-compression",
+        type=float,
+        default=60.0,
+        help="divide every rule/routing duration by this (1 = production)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of healthy traffic before the fault (default 20)",
+    )
+    parser.add_argument(
+        "--fault-for",
+        type=float,
+        default=0,
+        help="seconds the fault lasts, then it is cleared (0 = until the end)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)"
+    )
+    parser.add_argument("--rate", type=float, default=5.0, help="deletions per second")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where logs, configs and data go (default: a temp dir, removed)",
+    )
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="always use free ports instead of 9090/9093/8080/…",
+    )
+    return parser
+
+
+def _fmt_alerts(stack: Stack) -> list[str]:
+    rows = {}
+    for alert in stack.firing():
+        labels = alert.get("labels", {})
+        name = labels.get("alertname", "?")
+        if labels.get("escalated_alert"):
+            name += f"({labels['escalated_alert']})"
+        rows[(name, labels.get("severity", ""))] = (
+            rows.get((name, labels.get("severity", "")), 0) + 1
+        )
+    return [
+        f"{sev:<8} {name}" + (f" ×{n}" if n > 1 else "") for (name, sev), n in sorted(rows.items())
+    ]
+
+
+def summary(stack: Stack, since: float, tty: bool) -> str:
+    """The live summary: load, firing alerts, notifications per receiver."""
+    load = stack.load.stats.snapshot() if stack.load else {}
+    alerts = _fmt_alerts(stack)
+    counts = stack.notifications.counts(since)
+    elapsed = time.time() - since
+    if not tty:
+        return (
+            f"[{elapsed:5.0f}s] sent={load.get('sent', 0)} status={load.get('by_status', {})} "
+            f"firing={len(alerts)} {'; '.join(a.split(maxsplit=1)[1] for a in alerts)} "
+            f"notified={counts}"
+        )
+    lines = [f"deletion-monitoring demo — {elapsed:.0f}s — Ctrl-C stops everything", ""]
+    lines.append(f"load: {load.get('sent', 0)} calls, by status {load.get('by_status', {})}")
+    lines.append("")
+    lines.append(f"firing alerts ({len(alerts)}):")
+    lines += [f"  {a}" for a in alerts] or ["  (none)"]
+    lines.append("")
+    lines.append(
+        "notifications per receiver: "
+        + (", ".join(f"{k}={v}" for k, v in counts.items()) or "none")
+    )
+    recent = [n for n in stack.notifications.all() if n.receiver != "heartbeat"][-10:]
+    lines += [f"  {n.line()}" for n in recent]
+    return "\n".join(lines)
+
+
+def urls(stack: Stack) -> str:
+    return "\n".join(
+        [
+            f"  Prometheus    {stack.url('prometheus')}   (alerts: /alerts, rules: /rules)",
+            f"  Alertmanager  {stack.url('alertmanager')}",
+            f"  demo app      {stack.url('app')}   (DELETE /api/users/{{id}}, /metrics, "
+            "/admin/faults)",
+            f"  audit exp.    {stack.url('audit')}/metrics",
+            f"  integrity     {stack.url('integrity')}/metrics",
+            f"  sinks         {stack.url('sink')} (Slack/PagerDuty/webhook), "
+            f"smtp 127.0.0.1:{stack.ports['smtp']}",
+            f"  PostgreSQL    {stack.dsn}",
+            f"  work dir      {stack.opts.workdir} (logs/, prometheus.yml, alertmanager.yml)",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.time_compression <= 0 or args.rate <= 0:
+        print("demo: --time-compression and --rate must be positive", file=sys.stderr)
+        return 2
+    warmup = 20.0 if args.warmup is None else args.warmup
+    own_dir = args.workdir is None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="deletion-demo-"))
+    tty = sys.stdout.isatty()
+    scenario = SCENARIOS[args.scenario]
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    stack = Stack(
+        StackOptions(
+            workdir=workdir,
+            time_compression=args.time_compression,
+            rate=args.rate,
+            fixed_ports=not args.free_ports,
+            echo=not tty,
+        )
+    )
+    start = time.time()
+    try:
+        print(
+            f"demo: starting the stack (time compression {args.time_compression:g}) …", flush=True
+        )
+        try:
+            stack.start()
+        except (StackError, ConfigError, OSError, subprocess.SubprocessError) as exc:
+            print(f"demo: could not start: {exc}", file=sys.stderr)
+            return 2
+        print(f"demo: up in {time.time() - start:.1f}s\n{urls(stack)}", flush=True)
+        print(f"demo: scenario {scenario.name}: {scenario.description}", flush=True)
+        fault_at = time.time() + warmup if scenario.name != "healthy" else None
+        fault_on = False
+        cleared = False
+        began = time.time()
+        while not args.duration or time.time() - began < args.duration:
+            now = time.time()
+            if fault_at is not None and not fault_on and now >= fault_at:
+                stack.apply(scenario)
+                fault_on = True
+                print(
+                    f"demo: fault injected: {scenario.description}; expect "
+                    f"{', '.join(scenario.expected_alerts) or '-'} -> "
+                    f"{', '.join(scenario.expected_receivers) or '-'}",
+                    flush=True,
+                )
+            if fault_on and not cleared and args.fault_for and now >= fault_at + args.fault_for:
+                stack.clear(scenario)
+                cleared = True
+                print("demo: fault cleared; the alerts resolve next", flush=True)
+            text = summary(stack, began, tty)
+            if tty:
+                sys.stdout.write("\033[H\033[J" + text + "\n")
+                sys.stdout.flush()
+            else:
+                print(text, flush=True)
+            time.sleep(2 if tty else 5)
+        print(summary(stack, began, False), flush=True)
+    except KeyboardInterrupt:
+        print("\ndemo: stopping …", flush=True)
+    finally:
+        stack.stop()
+        if own_dir:
+            remove_workdir(workdir)
+    print("demo: everything stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
