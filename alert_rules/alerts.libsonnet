@@ -174,7 +174,9 @@ function(config) {
     'info',
     'anomaly',
     'audit',
-    (if direction == 'both' then 'abs(%s) > %s' else '%s > %s') % [series, num(config.anomaly.zScore)],
+    // both directions without abs(), so that $value keeps its sign (a drop reads negative)
+    (if direction == 'both' then '%(x)s > %(z)s or %(x)s < -%(z)s' else '%(x)s > %(z)s')
+    % { x: series, z: num(config.anomaly.zScore) },
     config.anomaly['for'],
     'Deletion ' + what + ' is outside its usual band.',
     'The deletion ' + what + ' is {{ $value | printf "%.1f" }} standard deviations away from its '

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from deletion_monitor import report, watch
+from deletion_monitor import report, report_render, watch
 from deletion_monitor.config import load_config
 from deletion_monitor.promapi import PrometheusClient, PrometheusError
 from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
@@ -46,6 +46,9 @@ PEAK_HOUR = 14  # UTC hour that carries the troubled week's extra load
 USER_TYPES = ("CLIENT", "VENDOR", "DRIVER")
 BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30]
 RESET_JOB = 'job="restarted-exporter"'
+LATE_JOB = 'job="late-exporter"'
+FRESH_JOB = 'job="fresh-exporter"'
+LATE_HISTORY = 1000
 RESET_AT_STEP = 144  # the restarted job's counter drops to 0 after this step of the last day
 FAIL_SECONDS = {"authorization": 0.08, "timeout": 10.0, "unknown": 0.2, "business_logic": 0.15}
 
@@ -354,6 +357,17 @@ def openmetrics(cfg: dict[str, Any]) -> str:
     for k in range(DAY // STEP + 1):
         value = 2 * k if k <= RESET_AT_STEP else 2 * (k - RESET_AT_STEP)
         add("deletion_requests", "counter", reset_series, END - DAY + k * STEP, value)
+    # Two jobs first scraped one day before END: one whose counter already held 1000
+    # deletions of history, one that started from 0. Each has its first timeout ever 12 h
+    # before END.
+    for job, history in ((LATE_JOB, LATE_HISTORY), (FRESH_JOB, 0)):
+        late_req = f'deletion_requests_total{{{job},user_type="CLIENT"}}'
+        late_fail = f'deletion_failures_total{{{job},user_type="CLIENT",error_type="timeout"}}'
+        for k in range(DAY // STEP + 1):
+            t = END - DAY + k * STEP
+            add("deletion_requests", "counter", late_req, t, history + 2 * k)
+            if t >= END - DAY // 2:
+                add("deletion_failures", "counter", late_fail, t, 1)
     lines = []
     for family, (kind, series) in families.items():
         lines.append(f"# TYPE {family} {kind}")
@@ -514,9 +528,34 @@ def test_counter_reset_falls_back_to_increase_and_says_so(prom: str, cfg: dict[s
     assert "counter reset" in md
 
 
-def report_text_cfg(prom: str, cfg: dict[str, Any]) -> str:
-    from deletion_monitor import report_render
+def test_range_starting_before_the_data_counts_since_first_sample(
+    prom: str, cfg: dict[str, Any]
+) -> None:
+    late = {**cfg, "auditExporterSelector": LATE_JOB}
+    # The job was scraped at the start of an 18 h range: exact, and the timeout series that
+    # first appeared inside the range counts in full.
+    rep = build(prom, late, "usage-patterns", "18h", B_AT)
+    assert rep["coverage"] == "full"
+    assert rep["totals"]["requests"] == 2 * (18 * 3600 // STEP)
+    assert rep["totals"]["failures"] == 1
+    # A 2-day range starts before the first scrape: the 1000 deletions of history are not
+    # this range's; only the increase since the first sample counts, and the report says so.
+    rep = build(prom, late, "usage-patterns", "2d", B_AT)
+    assert rep["coverage"] == "partial"
+    assert rep["totals"]["requests"] == 2 * (DAY // STEP)
+    assert "Partial coverage" in report_render.render(rep, "markdown")
+    # The same without history: everything happened in range, so the count is exact again and
+    # the timeout that first appeared inside it counts in full.
+    fresh = build(prom, {**cfg, "auditExporterSelector": FRESH_JOB}, "usage-patterns", "2d", B_AT)
+    assert fresh["coverage"] == "full"
+    assert fresh["totals"]["requests"] == 2 * (DAY // STEP)
+    assert fresh["totals"]["failures"] == 1
+    assert [d["requests"] for d in fresh["daily"]] == [0, 2 * (DAY // STEP)]
+    full = build(prom, cfg, "usage-patterns", "7d", B_AT)
+    assert full["coverage"] == "full"
 
+
+def report_text_cfg(prom: str, cfg: dict[str, Any]) -> str:
     rep = build(prom, cfg, "usage-patterns", "1d", B_AT)
     return report_render.render(rep, "markdown")
 

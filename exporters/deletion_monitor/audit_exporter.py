@@ -307,9 +307,9 @@ class AuditExporter:
             "user_types": list(USER_TYPES),
             "error_types": [e for e in ERROR_TYPES if e != "unknown"],
             "n_dur": len(cfg.duration_buckets),
-            "neg_dur": sorted(-b for b in cfg.duration_buckets),
+            "neg_dur": sorted(-float(b) for b in cfg.duration_buckets),
             "n_cas": len(CASCADE_BUCKETS),
-            "neg_cas": sorted(-b for b in CASCADE_BUCKETS),
+            "neg_cas": sorted(-float(b) for b in CASCADE_BUCKETS),
             "large": cfg.large_cascade_rows,
         }
         self._sql = {

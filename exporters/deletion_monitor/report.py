@@ -126,30 +126,70 @@ class Source:
         self.audit = cfg["auditExporterSelector"]
         self.integrity = cfg["integrityExporterSelector"]
         self.app = cfg["appSelector"]
-        self._resets: dict[tuple[str, str, float], bool] = {}
+        self._cache: dict[str, bool] = {}
         # Metric names whose counters reset inside a queried range: their figures come from
         # increase() (extrapolated, approximate) and the report says so.
         self.reset_metrics: set[str] = set()
+        # True once a queried range starts before the exporter was first scraped.
+        self.partial = False
+
+    def _check(self, expr: str, when: float) -> bool:
+        """True when the (filtering) expression returns anything at `when`; cached."""
+        key = f"{when}|{expr}"
+        if key not in self._cache:
+            self._cache[key] = bool(self.client.query(expr, when))
+        return self._cache[key]
+
+    @staticmethod
+    def _covered_expr(cover: str, span: str) -> str:
+        # Covered: the exporter was scraped at the start of the range, or its counters held no
+        # history when it was first scraped inside the range (all of it happened in range).
+        return f"(count({cover} offset {span}) > 0) or (sum(min_over_time({cover}[{span}])) == 0)"
+
+    def _coverage_probe(self, series: str) -> str:
+        # A series the exporter always publishes (all user types are pre-initialised), so its
+        # presence at the start of a range means the exporter was being scraped then.
+        if self.integrity and self.integrity in series:
+            return selector("deletion_completeness_audited_total", self.integrity)
+        return self.req()
 
     def inc(
         self, series: str, window: str, at: float | None = None, span: str | None = None
     ) -> str:
-        """The increase expression for `series` over `window`: exact unless a counter reset.
+        """The increase expression for `series` over `window`, as exact as the data allows.
 
-        Resets are checked once per series over `span` (default: the window) ending at `at`, on
-        the histogram's _count rather than on each bucket: all series of one exporter restart
-        together, and resets() over a month of every bucket would be millions of samples.
+        Checked once over `span` (default: the window) ending at `at`:
+        - a counter reset (exporter lost its totals): increase(), flagged as approximate. Checked
+          on a histogram's _count rather than every bucket: resets() over a month of every
+          bucket would be millions of samples;
+        - the exporter was scraped at the start of the range: exact_increase(); a series that
+          appears later is new (a first failure of a class) and counts in full;
+        - the exporter was first scraped inside the range with counters at 0: the same (nothing
+          happened before it);
+        - first scraped inside the range with history in its counters (an existing audit log):
+          a series' first value includes deletions from before monitoring, so only the increase
+          since its first sample counts, and the report is flagged partial.
         """
-        probe = series.replace("_bucket{", "_count{", 1)
         when = self.at if at is None else at
-        key = (probe, span or window, when)
-        if key not in self._resets:
-            n = self.value(f"sum(resets({probe}[{span or window}]))", when)
-            self._resets[key] = bool(n)
-        if self._resets[key]:
+        span = span or window
+        probe = series.replace("_bucket{", "_count{", 1)
+        if self._check(f"sum(resets({probe}[{span}])) > 0", when):
             self.reset_metrics.add(probe.split("{", 1)[0])
             return f"increase({series}[{window}])"
-        return exact_increase(series, window, no_resets=True)
+        cover = self._coverage_probe(series)
+        if self._check(self._covered_expr(cover, span), when):
+            return exact_increase(series, window, no_resets=True)
+        self.partial = True
+        since_first = f"({series} - min_over_time({series}[{window}]))"
+        if span == window:
+            return f"({series} - {series} offset {window}) or {since_first}"
+        # Sub-windows of a partially covered span (daily columns): decide per evaluation step.
+        return (
+            f"({series} - {series} offset {window})"
+            f" or (({series} unless {series} offset {window})"
+            f" and on() ({self._covered_expr(cover, window)}))"
+            f" or {since_first}"
+        )
 
     def req(self, extra: str = "") -> str:
         return selector("deletion_requests_total", self.audit, extra)
@@ -929,6 +969,8 @@ def build_report(
         report["recommendation_rules_fired"] = fired
     report["counter_resets"] = sorted(src.reset_metrics)
     report["counts_exact"] = not src.reset_metrics
+    # Monitoring began inside the range: counts cover the time since the first sample only.
+    report["coverage"] = "partial" if src.partial else "full"
     if with_plots:
         report["_plots"] = plot_data(src, kind, window, figures)
     return report

@@ -336,20 +336,29 @@ def _header(report: dict[str, Any]) -> tuple[str, str]:
     return title, sub
 
 
-def _reset_note(report: dict[str, Any]) -> str:
-    names = ", ".join(report["counter_resets"])
-    return (
-        f"A counter reset (exporter restart) happened in this range for {names}: those figures "
-        "come from increase() and are approximate, not exact counts."
-    )
+def _notes(report: dict[str, Any]) -> list[str]:
+    """Caveats on the figures: a counter reset, a range that starts before the data."""
+    notes = []
+    if report.get("counter_resets"):
+        names = ", ".join(report["counter_resets"])
+        notes.append(
+            f"A counter reset (exporter restart) happened in this range for {names}: those "
+            "figures come from increase() and are approximate, not exact counts."
+        )
+    if report.get("coverage") == "partial" and report.get("data"):
+        notes.append(
+            "Partial coverage: monitoring data begins inside this range, so counts cover only "
+            "the time since the first sample (history before it is not counted)."
+        )
+    return notes
 
 
 def markdown(report: dict[str, Any]) -> str:
     """GitHub-flavoured Markdown."""
     title, sub = _header(report)
     lines = [f"# {title}", "", sub, ""]
-    if report.get("counter_resets"):
-        lines += [f"_{_reset_note(report)}_", ""]
+    for note in _notes(report):
+        lines += [f"_{note}_", ""]
     if not report["data"]:
         lines += [
             f"**{NO_DATA.capitalize()}**: no deletion data between {report['start']} "
@@ -492,8 +501,8 @@ def html_report(report: dict[str, Any]) -> str:
     title, sub = _header(report)
     e = html.escape
     body = [f"<h1>{e(title)}</h1>", f"<p>{e(sub)}</p>"]
-    if report.get("counter_resets"):
-        body.append(f"<p><em>{e(_reset_note(report))}</em></p>")
+    for note in _notes(report):
+        body.append(f"<p><em>{e(note)}</em></p>")
     if not report["data"]:
         body.append(
             f'<p class="nodata">{e(NO_DATA.capitalize())}: no deletion data between '

@@ -29,7 +29,7 @@ from deletion_monitor.promapi import (
     PrometheusError,
     format_duration,
 )
-from deletion_monitor.report import exact_increase, parse_time, selector
+from deletion_monitor.report import Source, parse_time, selector
 
 HELP = "Live console of deletion health from Prometheus (the spec's monitor:immediate)."
 WINDOW_SECONDS = 3600  # "deletions in the last hour" and every per-hour figure below
@@ -130,34 +130,26 @@ def thresholds(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, float
 
 def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> dict[str, Any]:
     """One snapshot of the last hour; raises PrometheusError when Prometheus cannot answer."""
-    audit, integrity, app = (
-        cfg["auditExporterSelector"],
-        cfg["integrityExporterSelector"],
-        cfg["appSelector"],
-    )
+    integrity, app = cfg["integrityExporterSelector"], cfg["appSelector"]
     w = window(cfg)
+    when = time.time() if at is None else at
+    # The reports' exact counting (report.Source): no extrapolation, counter resets and a
+    # monitoring start inside the hour handled, so the first hour after deploying the exporter
+    # on an existing audit log does not show the whole history as "the last hour".
+    src = Source(client, cfg, when)
 
     def val(expr: str) -> float | None:
-        return client.query_value(expr, at)
+        return client.query_value(expr, when)
 
-    req = selector("deletion_requests_total", audit)
-    fail = selector("deletion_failures_total", audit)
-    requests = val(f"sum({exact_increase(req, w)})")
-    failures = val(f"sum({exact_increase(fail, w)})")
-    by_class = {
-        s.labels.get("error_type", ""): round(s.value)
-        for s in client.query(f"sum by (error_type) ({exact_increase(fail, w)})", at)
-        if s.value > 0
-    }
-    buckets = selector("deletion_duration_seconds_bucket", audit)
+    requests = src.total(src.req(), w)
+    failures = src.total(src.fail(), w)
+    by_class = {k: round(v) for k, v in src.total_by(src.fail(), w, "error_type").items() if v > 0}
+    metric = "deletion_duration_seconds"
+    avg = src.average(metric, w)
 
     def quantile(q: float) -> float | None:
-        return val(f"histogram_quantile({q}, sum by (le) ({exact_increase(buckets, w)}))")
+        return src.quantile(q, metric, src.audit, w)
 
-    avg = val(
-        f"sum({exact_increase(selector('deletion_duration_seconds_sum', audit), w)})"
-        f" / sum({exact_increase(selector('deletion_duration_seconds_count', audit), w)})"
-    )
     memory = val(
         f"sum({selector(cfg['appMemoryMetric'], app)})"
         f" / sum({selector(cfg['appMemoryLimitMetric'], app)})"
@@ -171,7 +163,7 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
     alerts = sorted(
         {
             (s.labels.get("alertname", ""), s.labels.get("severity", ""))
-            for s in client.query(f"ALERTS{{{alert_sel}}}", at)
+            for s in client.query(f"ALERTS{{{alert_sel}}}", when)
         }
     )
     n = None if requests is None else round(requests)
@@ -191,6 +183,8 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
         "pool_ratio": pool,
         "integrity_violations": violations,
         "alerts_firing": [{"alertname": a, "severity": s} for a, s in alerts],
+        "coverage": "partial" if src.partial else "full",
+        "counts_exact": not src.reset_metrics,
     }
 
 

@@ -1,0 +1,26 @@
+# The project's Python image: the demo application, both exporters and the load generator
+# (docker-compose.yml runs each with a different `deletion-monitor` subcommand).
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config/ config/
+COPY schema/ schema/
+COPY exporters/ exporters/
+# Editable, from /app: the package finds config/config.libsonnet and schema/ relative to it.
+RUN pip install -e .
+COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
+
+# Never root at run time.
+RUN useradd --system --uid 10001 --no-create-home deletion \
+    && chmod 0755 /usr/local/bin/entrypoint.sh
+USER 10001
+
+# entrypoint.sh turns every VAR_FILE (a Docker secret) into VAR, then runs the command.
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh", "deletion-monitor"]
+CMD ["--help"]
