@@ -35,8 +35,13 @@ function(config) {
   local guard(window, minRequests=config.minRequestsPerWindow) =
     'deletion:deletion_requests:rate%s >= %s' % [window, num(u.minRate(config, window, minRequests))],
 
-  local errWindow = config.errorRateWindow,
-  local latWindow = config.latency.window,
+  // The alerts read recorded rates, which exist for the recorded windows only.
+  local errWindow =
+    assert std.member(recording(config).windows, config.errorRateWindow) : 'errorRateWindow must be a recorded window';
+    config.errorRateWindow,
+  local latWindow =
+    assert std.member(['5m', '1h'], config.latency.window) : 'latency.window must be 5m or 1h';
+    config.latency.window,
 
   local errorRateHigh(severity) = alert(
     'DeletionErrorRateHigh',
@@ -128,6 +133,8 @@ function(config) {
   ),
 
   local burnRate(br) =
+    assert std.member(recording(config).windows, br.long) && std.member(recording(config).windows, br.short)
+           : 'slo.burnRates windows must be recorded windows';
     local threshold = br.factor * (1 - config.slo.target);
     alert(
       'DeletionErrorBudgetBurn',
@@ -160,7 +167,7 @@ function(config) {
         ),
         "escalated_alert", "$1", "alertname", "(.+)"
       )
-    ||| % { sev: config.escalation.severity, svc: config.serviceName },
+    ||| % { sev: config.escalationSeverity, svc: config.serviceName },
     afterSeconds,
     'A critical deletion alert is unresolved; escalating.',
     '{{ $labels.escalated_alert }} has been firing for more than ' + d(afterSeconds)

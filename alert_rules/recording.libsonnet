@@ -11,6 +11,7 @@ function(config) {
 
   // Windows every ratio is recorded over: the error-rate alerts' 5m plus the SLO pairs.
   local windows = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'],
+  windows:: windows,
 
   local ratioRules(w) = [
     {

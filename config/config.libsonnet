@@ -43,14 +43,15 @@
     // Steady state: info > 0.5 %, warning > 1 %, critical > 2 % (spec "Alert Severity Levels").
     errorRate: {
       info: 0.005,
-      warning: 0.01,
+      warning: 0.01,  // ERROR_RATE_THRESHOLD (percent) overrides this level
       critical: 0.02,
       // How long each level must hold before it fires. 10 min keeps one failed deletion in a
       // quiet minute from alerting; the post-deployment ladder below is tighter on purpose.
       'for': { info: 900, warning: 600, critical: 300 },
     },
     // Post-deployment ladder (spec 6.1, first 24-48 h): > 1 % for 5 min critical, > 0.5 % for
-    // 10 min warning. Active for postDeployWindow after a deploy, then silent by itself.
+    // 10 min warning. Active for postDeploy.window after a deploy, then silent by itself
+    // (the deletion:post_deploy:active recording rule; docs/alerting.md "Two phases").
     postDeploy: {
       window: 48 * 3600,  // spec: "Immediate Monitoring (24-48 hours)"
       // What marks a deploy: the newest timestamp among these series. The audit exporter
@@ -61,10 +62,10 @@
         'deletion_app_version_first_seen_timestamp_seconds{job="deletion-audit-exporter"}',
         'deletion_deploy_timestamp_seconds',
       ],
-      errorRateCritical: 0.01,
-      errorRateCriticalFor: 300,
-      errorRateWarning: 0.005,
-      errorRateWarningFor: 600,
+      errorRateCritical: 0.01,  // spec: > 1 % ... critical; ERROR_RATE_THRESHOLD overrides it
+      errorRateCriticalFor: 300,  // spec: "for 5 minutes"
+      errorRateWarning: 0.005,  // spec: > 0.5 % ... warning
+      errorRateWarningFor: 600,  // spec: "for 10 minutes"
     },
     // The window the error-rate alerts measure over: 5 min is the shortest that still holds
     // several deletions at realistic traffic and matches the spec's "for 5 minutes".
@@ -112,12 +113,13 @@
     memory: {
       warning: 0.80,  // spec: > 80 % warning
       critical: 0.90,  // spec: > 90 % critical
+      // 5 min: a GC cycle or one large cascade deletion spikes memory for seconds, not minutes.
       'for': 300,
       // spec: "Memory increase > 30 % from baseline = Investigation Alert" (info). Baseline is
       // the 7-day median of the 1h average, so a slow leak cannot become its own baseline fast.
       baselineIncrease: 0.30,
       baselineWindow: '7d',
-      baselineFor: 1800,
+      baselineFor: 1800,  // 30 min above the baseline: a trend, not one complex deletion
       // spec "Memory usage increase < 20 % from baseline" target, shown on dashboards.
       baselineIncreaseTarget: 0.20,
       // predict_linear horizon: alert (info) if memory will reach its limit within 4 h,
@@ -177,8 +179,10 @@
     escalation: {
       senior: 15 * 60,  // spec: not resolved in 15 min -> senior engineer
       manager: 30 * 60,  // spec: not resolved in 30 min -> manager
-      severity: 'critical',  // spec: only the PagerDuty (critical) path escalates
     },
+    // Which alerts escalate: spec "Alert Routing and Escalation" escalates only the PagerDuty
+    // (critical) path; warnings go to Slack and info to the digest, without escalation.
+    escalationSeverity: 'critical',
 
     // --- Staleness and meta-monitoring ---------------------------------------------------------
     // Audit data is stale when the exporter has not polled successfully for this long.
@@ -203,7 +207,8 @@
 
     // --- Anomalies (spec "Trend Analysis", "Unusual Usage Patterns") --------------------------
     // z = (x - avg over window) / stddev over window of the 1h rate and the 1h average latency;
-    // |z| > 3 held for 30 min is "far outside the usual band" (info only).
+    // z beyond +-3 (rate) or above 3 (latency; faster is no anomaly) held for 30 min is "far
+    // outside the usual band" (info only): 3 sigma covers ~99.7 % of ordinary hours.
     anomaly: { zScore: 3, window: '1w', 'for': 1800 },
 
     // --- Rule evaluation ------------------------------------------------------------------------
@@ -216,6 +221,8 @@
     timeCompression: 1,
 
     // --- Links ---------------------------------------------------------------------------------
+    // Every alert's runbook_url is runbookBaseUrl + <AlertName>.md (docs/runbooks/ in this repo)
+    // and its dashboard_url grafanaBaseUrl + '/d/' + one of the stable dashboardUids.
     runbookBaseUrl: 'https://github.com/deletion-monitoring/deletion-monitoring/blob/main/docs/runbooks/',
     grafanaBaseUrl: 'http://localhost:3000',
     dashboardUids: {

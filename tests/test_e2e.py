@@ -161,7 +161,8 @@ def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack) -> None:
         lambda: [
             n
             for n in _notified(stack, "pagerduty-senior", "DeletionEscalationSenior", t0)
-            if "DeletionErrorRateHigh" in json.dumps(n.payload)
+            if n.payload["payload"]["custom_details"].get("escalated_alert")
+            == "DeletionErrorRateHigh"
         ],
         _budget(15 * 60) + 30,
         "escalation to pagerduty-senior",

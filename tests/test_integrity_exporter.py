@@ -132,6 +132,12 @@ def test_slow_check_is_cancelled_on_the_server_and_never_delays_others(app_dsn: 
     )
     scheduler = Scheduler(app_dsn, checks, health_interval=0.2).start()
     try:
+        _wait(lambda: (_status(scheduler, "fast").last_success or 0) > 0, what="fast check")
+        # While the slow query is still sleeping on the server, a scrape answers from memory:
+        # the fast check's result is there, the slow one has no result yet.
+        during = _scrape(scheduler)
+        assert during[("deletion_integrity_check_up", (("check", "fast"),))] == 1
+        assert ("deletion_integrity_check_up", (("check", "slow"),)) not in during
         _wait(lambda: _status(scheduler, "slow").errors_total == 1, what="slow check timeout")
         slow = _status(scheduler, "slow")
         fast = _status(scheduler, "fast")

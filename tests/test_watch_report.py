@@ -543,6 +543,8 @@ def test_range_starting_before_the_data_counts_since_first_sample(
     rep = build(prom, late, "usage-patterns", "2d", B_AT)
     assert rep["coverage"] == "partial"
     assert rep["totals"]["requests"] == 2 * (DAY // STEP)
+    assert rep["totals"]["failures"] == 1  # appeared after the first scrape: new, in full
+    assert [d["requests"] for d in rep["daily"]] == [0, 2 * (DAY // STEP)]
     assert "Partial coverage" in report_render.render(rep, "markdown")
     # The same without history: everything happened in range, so the count is exact again and
     # the timeout that first appeared inside it counts in full.
@@ -924,6 +926,7 @@ def test_watch_interval_from_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TIME_COMPRESSION", "60")
     _, [snap] = run_watch(["--once", "--prometheus", f"http://127.0.0.1:{free_port()}"])
     assert snap["window"] == "1m"
+    assert watch.run(parse(watch, ["--once", "--at", "yesterday"]), out=io.StringIO()) == 2
     monkeypatch.setenv("ERROR_RATE_THRESHOLD", "abc")
     assert watch.run(parse(watch, ["--once"]), out=io.StringIO()) == 2
 
@@ -935,3 +938,24 @@ def test_docs_list_every_rule_and_limit() -> None:
     for name, value in report.LIMITS.items():
         assert f"| `{name}` | {value:g} |" in doc or f"| `{name}` | {value} |" in doc, name
     assert "0 9 * * 1" in doc
+
+
+def test_watch_first_hour_on_existing_audit_log(
+    prom: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The late job was first scraped 30 min before `at` with 1000 deletions of history: the
+    # console shows the 12 of the last half hour, not 1012, and says coverage is partial.
+    override = tmp_path / "late.libsonnet"
+    real = Path(__file__).resolve().parents[1] / "config" / "config.libsonnet"
+    override.write_text(
+        f"(import {json.dumps(str(real))}) + "
+        f"{{ _config+:: {{ auditExporterSelector: {json.dumps(LATE_JOB)} }} }}\n"
+    )
+    monkeypatch.setenv("DELETION_MONITOR_CONFIG", str(override))
+    at = END - DAY + 1800 + STEP // 2
+    _, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(at)])
+    assert snap["deletions_1h"] == 2 * (1800 // STEP)
+    assert snap["coverage"] == "partial"
+    tty = _Tty()
+    watch.run(parse(watch, ["--once", "--prometheus", prom, "--at", str(at)]), out=tty)
+    assert "monitoring began within the hour" in tty.getvalue()

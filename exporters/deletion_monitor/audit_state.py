@@ -47,8 +47,24 @@ INVALID_REASONS: tuple[str, ...] = (
 FORBIDDEN_KINDS: tuple[str, ...] = ("self_deletion", "super_admin")
 # The contract's buckets (config durationBuckets); the CLI passes the config's list.
 DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
-    0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30,
-)  # fmt: skip
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    1.5,
+    2,
+    2.5,
+    3,
+    4,
+    5,
+    7.5,
+    10,
+    15,
+    20,
+    30,
+)
 CASCADE_BUCKETS: tuple[float, ...] = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
 POLL_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 OTHER = "other"
@@ -231,9 +247,15 @@ class AuditStateStore:
             s = self._state
             copy = AuditState(**{k: getattr(s, k) for k in s.__dataclass_fields__})
             for name in (
-                "requests", "failures", "rows_deleted", "by_hour", "by_weekday",
-                "forbidden", "app_versions", "invalid",
-            ):  # fmt: skip
+                "requests",
+                "failures",
+                "rows_deleted",
+                "by_hour",
+                "by_weekday",
+                "forbidden",
+                "app_versions",
+                "invalid",
+            ):
                 setattr(copy, name, dict(getattr(s, name)))
             copy.duration = {k: Hist(list(h.counts), h.total) for k, h in s.duration.items()}
             assert s.large is not None
@@ -264,7 +286,9 @@ def _histogram(
         if created is not None:
             # HistogramMetricFamily.add_metric has no `created`; add the sample the same way
             # CounterMetricFamily does, so histograms get the same stable created time.
-            fam.samples.append(Sample(f"{name}_created", dict(zip(labelnames, labels, strict=True)), created))
+            fam.samples.append(
+                Sample(f"{name}_created", dict(zip(labelnames, labels, strict=True)), created)
+            )
     return fam
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-LINTERS: list[str] = ["deletion_monitor.lint_dashboards"]
+LINTERS: list[str] = ["deletion_monitor.lint_rules", "deletion_monitor.lint_dashboards"]
 
 
 def main() -> int:

@@ -80,23 +80,15 @@ def selector(metric: str, sel: str, extra: str = "") -> str:
     return f"{metric}{{{inner}}}"
 
 
-def exact_increase(series: str, window: str, no_resets: bool = False) -> str:
+def exact_increase(series: str, window: str) -> str:
     """Per-series counter increase over `window`, without increase()'s extrapolation.
 
     end - start for series present at both ends; the full value for series that appeared inside
-    the window (a counter starts at 0). Without `no_resets`, a per-series `resets() == 0` guard
-    picks end - start and increase() is the fallback for series that did reset (end - start would
-    be wrong). The guard reads every sample of the window, so callers that checked resets once
-    (Source.inc) pass no_resets=True and keep long ranges within Prometheus' sample limit.
+    the window (a counter starts at 0). Valid only when no counter reset inside the window and
+    the exporter was being scraped at its start: Source.inc checks both and picks another form
+    otherwise.
     """
-    simple = f"({series} - {series} offset {window}) or ({series} unless {series} offset {window})"
-    if no_resets:
-        return simple
-    return (
-        f"(({series} - {series} offset {window}) and (resets({series}[{window}]) == 0))"
-        f" or ({series} unless {series} offset {window})"
-        f" or increase({series}[{window}])"
-    )
+    return f"({series} - {series} offset {window}) or ({series} unless {series} offset {window})"
 
 
 def _num(value: float | None) -> float | None:
@@ -127,6 +119,7 @@ class Source:
         self.integrity = cfg["integrityExporterSelector"]
         self.app = cfg["appSelector"]
         self._cache: dict[str, bool] = {}
+        self._first: dict[str, float | None] = {}
         # Metric names whose counters reset inside a queried range: their figures come from
         # increase() (extrapolated, approximate) and the report says so.
         self.reset_metrics: set[str] = set()
@@ -167,8 +160,8 @@ class Source:
         - the exporter was first scraped inside the range with counters at 0: the same (nothing
           happened before it);
         - first scraped inside the range with history in its counters (an existing audit log):
-          a series' first value includes deletions from before monitoring, so only the increase
-          since its first sample counts, and the report is flagged partial.
+          series present at that first scrape count their increase since it; series that
+          appeared later count in full; the report is flagged partial.
         """
         when = self.at if at is None else at
         span = span or window
@@ -178,18 +171,36 @@ class Source:
             return f"increase({series}[{window}])"
         cover = self._coverage_probe(series)
         if self._check(self._covered_expr(cover, span), when):
-            return exact_increase(series, window, no_resets=True)
-        self.partial = True
-        since_first = f"({series} - min_over_time({series}[{window}]))"
-        if span == window:
+            return exact_increase(series, window)
+        t0 = self._first_scrape(cover, span, when)
+        if t0 is None:  # the exporter has no sample in range: any figure here is empty anyway
+            since_first = f"({series} - min_over_time({series}[{window}]))"
             return f"({series} - {series} offset {window}) or {since_first}"
-        # Sub-windows of a partially covered span (daily columns): decide per evaluation step.
+        self.partial = True
+        # Series present at the first scrape carry history: subtract their value then. Series
+        # that appeared later (a first failure of a class) are new: their full value counts.
         return (
             f"({series} - {series} offset {window})"
-            f" or (({series} unless {series} offset {window})"
-            f" and on() ({self._covered_expr(cover, window)}))"
-            f" or {since_first}"
+            f" or (({series} unless {series} offset {window}) - {series} @ {t0:.3f})"
+            f" or {series}"
         )
+
+    def _first_scrape(self, cover: str, span: str, when: float) -> float | None:
+        """Exact time of the coverage probe's first sample in the span.
+
+        A subquery step picks the latest sample at or before it, so with 1-minute steps
+        timestamp() finds a sample at most a minute after the first; a second pass with
+        1-second steps over the minute before that lands on the first sample itself.
+        """
+        key = f"first|{when}|{cover}|{span}"
+        if key not in self._first:
+            coarse = self.value(f"min(min_over_time(timestamp({cover})[{span}:1m]))", when)
+            # No minute step after the first sample yet (it is under a minute old): search
+            # the last minute before `when` instead.
+            fine_at = when if coarse is None else coarse
+            exact = self.value(f"min(min_over_time(timestamp({cover})[61s:1s]))", fine_at)
+            self._first[key] = exact if exact is not None else coarse
+        return self._first[key]
 
     def req(self, extra: str = "") -> str:
         return selector("deletion_requests_total", self.audit, extra)
@@ -859,8 +870,10 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
         return []
     seconds = parse_duration(window)
     # ~48 points per chart; each point is the rate over its own step so no sample is skipped.
-    step = max(300, int(seconds / 48) // 300 * 300)
-    step_s = format_duration(step)
+    step = max(60, int(seconds / 48) // 60 * 60)
+    # Each point covers its own step (nothing skipped between points) and at least 5 minutes,
+    # so a point holds several scrapes even on a short range.
+    step_s = format_duration(max(step, 300))
     if kind == "compliance":
         viol = selector("deletion_integrity_violations", src.integrity)
         res = src.client.query_range(

@@ -426,7 +426,8 @@ def svg_line_chart(title: str, series: list[dict[str, Any]]) -> str:
             f'<text x="{_PAD_L - 4}" y="{y(v) + 4:.1f}" font-size="11" '
             f'text-anchor="end">{v:g}</text>'
         )
-    for t, anchor in ((t0, "start"), ((t0 + t1) / 2, "middle"), (t1, "end")):
+    ticks = [(t0, "start"), ((t0 + t1) / 2, "middle"), (t1, "end")] if t1 > t0 else [(t0, "middle")]
+    for t, anchor in ticks:
         label = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%m-%d %H:%M")
         parts.append(
             f'<text x="{x(t):.1f}" y="{_H - 12}" font-size="11" '
@@ -441,6 +442,11 @@ def svg_line_chart(title: str, series: list[dict[str, Any]]) -> str:
         parts.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>'
         )
+        if len(s["points"]) < 3:  # too few points for a visible line: mark them
+            parts.extend(
+                f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
+                for t, v in s["points"]
+            )
         parts.append(
             f'<text x="{legend_x}" y="{_PAD_T - 8}" font-size="12" '
             f'fill="{colour}">{html.escape(s["name"])}</text>'

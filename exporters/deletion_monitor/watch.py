@@ -273,6 +273,10 @@ def frame(snap: dict[str, Any], thr: dict[str, float], interval: float | None) -
     lines.append("")
     if not snap["deletions_1h"]:
         lines.append(f"{DIM}no deletions in the last hour{RESET}")
+    if snap["coverage"] == "partial":
+        lines.append(f"{DIM}monitoring began within the hour: counts since the first sample{RESET}")
+    if not snap["counts_exact"]:
+        lines.append(f"{DIM}a counter reset within the hour: counts are approximate{RESET}")
 
     def row(label: str, key: str, warn: float | None = None, info: float | None = None) -> None:
         value = snap.get(key)
@@ -334,9 +338,12 @@ def run(
             interval = env_interval if env_interval is not None else 60.0
         if interval <= 0:
             raise ConfigError("--interval: must be greater than 0")
-        at = parse_time(args.at) if args.at else None
+        try:
+            at = parse_time(args.at) if args.at else None
+        except ValueError as exc:
+            raise ConfigError(f"--at: {exc}") from None
         client = PrometheusClient(args.prometheus, timeout=args.timeout)
-    except (ConfigError, PrometheusError, ValueError) as exc:
+    except (ConfigError, PrometheusError) as exc:
         sys.stderr.write(f"deletion-monitor watch: {exc}\n")
         return 2
     as_json = args.json or not out.isatty()

@@ -118,6 +118,9 @@ class DeletionService:
             open=False,
             name="deletion-api",
             reconnect_timeout=3600,
+            # A connection broken by a database restart is replaced at checkout instead of
+            # failing the request that drew it (one SELECT 1 per checkout; fine for a demo).
+            check=psycopg_pool.ConnectionPool.check_connection,
         )
         self._in_use = 0
         self._in_use_lock = threading.Lock()
