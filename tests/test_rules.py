@@ -66,14 +66,25 @@ def test_committed_rules_match_the_render() -> None:
     assert render_rules.render(load_config(env={})) == rendered
 
 
-def _render_into(tmp: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
-    """Run `generate --env --out tmp` with env overrides; return the rules by alert/record."""
+def _render_into(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch, via_cli: bool = False, **env: str
+) -> dict[str, Any]:
+    """Render the rules with env overrides into tmp; return the groups and rules.
+
+    via_cli runs `python -m deletion_monitor.generate --env --out tmp` (all renderers, as the demo
+    does); otherwise only this renderer runs, which is faster.
+    """
     for key in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("TIME_COMPRESSION", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    assert generate.main(["--env", "--out", str(tmp)]) == 0
+    if via_cli:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert generate.main(["--env", "--out", str(tmp)]) == 0
+    else:
+        for rel, text in render_rules.render(load_config(env=env)).items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
     docs = [yaml.safe_load((tmp / rel).read_text()) for rel in RULE_FILES]
     return {
         "groups": [g for d in docs for g in d["groups"]],
@@ -117,7 +128,7 @@ def test_response_time_and_check_interval_overrides(
 def test_time_compression_divides_every_duration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = _render_into(tmp_path, monkeypatch, TIME_COMPRESSION="60")
+    out = _render_into(tmp_path, monkeypatch, via_cli=True, TIME_COMPRESSION="60")
     rules = out["rules"]
     assert {g["interval"] for g in out["groups"]} == {"1s"}
     crit = _alert(rules, "DeletionErrorRateHigh", "critical")
