@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +42,8 @@ BLOCK_ROWS = 200_000
 BARE_GROUP_BY = r"""
 \timing off
 SELECT target_user_type, outcome, error_type,
-       width_bucket(duration_seconds, ARRAY[0.05,0.1,0.25,0.5,0.75,1,1.5,2,2.5,3,4,5,7.5,10,15,20,30]::float8[]),
+       width_bucket(duration_seconds,
+                    ARRAY[0.05,0.1,0.25,0.5,0.75,1,1.5,2,2.5,3,4,5,7.5,10,15,20,30]::float8[]),
        count(*), sum(duration_seconds)
 FROM deletion_audit GROUP BY 1, 2, 3, 4;
 SELECT extract(hour FROM occurred_at AT TIME ZONE 'UTC'), count(*) FROM deletion_audit GROUP BY 1;
@@ -156,17 +158,42 @@ def ingested(url: str) -> float:
     return -1
 
 
+def idle_poll_ms(url: str) -> float:
+    """Mean duration of the polls after the start-up aggregate (from the poll histogram)."""
+    values = {}
+    for line in get(url).splitlines():
+        if line.startswith(("deletion_audit_poll_duration_seconds_", "deletion_audit_initial")):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    count = values.get("deletion_audit_poll_duration_seconds_count", 0)
+    total = values.get("deletion_audit_poll_duration_seconds_sum", 0)
+    initial = values.get("deletion_audit_initial_load_duration_seconds", 0)
+    return (total - initial) / (count - 1) * 1000 if count > 1 else float("nan")
+
+
 def bench_exporter(dsn: str, n: int, burst: int) -> dict[str, float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    argv = [sys.executable, "-m", "deletion_monitor", "audit-exporter", "--dsn", dsn,
-            "--listen", f"127.0.0.1:{port}", "--poll-interval", "1"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "deletion_monitor",
+        "audit-exporter",
+        "--dsn",
+        dsn,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--poll-interval",
+        "1",
+    ]
     res: dict[str, float] = {}
     started = time.monotonic()
     with ManagedProcess(argv, OUT / f"exporter-{n}.log") as proc:
         wait_for(url, "deletion_requests_total{", proc)
         res["startup_s"] = time.monotonic() - started
         res["scrape_p50_ms"], res["scrape_p99_ms"] = scrape_latency(url)
+        time.sleep(3)  # a few idle polls (interval 1 s): the steady-state database cost
+        res["idle_poll_ms"] = idle_poll_ms(url)
         if burst:
             fill_s = fill(dsn, burst, seed=99)  # one transaction: visible at once on commit
             t0 = time.monotonic()
@@ -219,7 +246,8 @@ queries:
     metrics: [qe_deletion_duration_bucket]
     sql: SELECT outcome, target_user_type AS user_type, b::text AS le,
          count(*) FILTER (WHERE duration_seconds <= b) AS qe_deletion_duration_bucket
-         FROM deletion_audit, unnest(ARRAY[0.05,0.1,0.25,0.5,0.75,1,1.5,2,2.5,3,4,5,7.5,10,15,20,30]::float8[]) b
+         FROM deletion_audit,
+         unnest(ARRAY[0.05,0.1,0.25,0.5,0.75,1,1.5,2,2.5,3,4,5,7.5,10,15,20,30]::float8[]) b
          GROUP BY 1, 2, 3
   tables:
     interval: 3600
@@ -263,6 +291,8 @@ def main() -> int:
     parser.add_argument("--no-query-exporter", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    # SIGTERM (timeout, CI) must still stop the throwaway cluster and the exporters.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.rows.split(",") if s]
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
@@ -295,10 +325,13 @@ def print_table(results: list[dict]) -> None:
         return "-" if v is None else fmt.format(v)
 
     print()
-    print("| rows | COPY fill s | bare GROUP BY s (psql) | exporter start-up s | ratio to bare "
-          "| scrape p50 / p99 ms | ingest rows/s (burst) | peak RSS MB | query-exporter start-up s "
-          "| qe scrape p50 / p99 ms | qe RSS MB | qe / exporter start-up |")  # fmt: skip
-    print("|" + "---|" * 12)
+    print(
+        "| rows | COPY fill s | bare GROUP BY s (psql) | exporter start-up s | ratio to bare "
+        "| scrape p50 / p99 ms | ingest rows/s (burst) | peak RSS MB | query-exporter start-up s "
+        "| qe scrape p50 / p99 ms | qe RSS MB | qe / exporter start-up "
+        "| idle poll: exporter ms / qe full refresh s |"
+    )
+    print("|" + "---|" * 13)
     for r in results:
         e = r["exporter"]
         q = r.get("query_exporter") or {}
@@ -310,7 +343,8 @@ def print_table(results: list[dict]) -> None:
             f"| {f(q.get('startup_s'))} "
             f"| {f(q.get('scrape_p50_ms'))} / {f(q.get('scrape_p99_ms'))} "
             f"| {f(q.get('peak_rss_mb'), '{:.0f}')} "
-            f"| {f(q['startup_s'] / e['startup_s'] if q else None)}x |"
+            f"| {f(q['startup_s'] / e['startup_s'] if q else None)}x "
+            f"| {f(e.get('idle_poll_ms'))} ms / {f(q.get('startup_s'))} s |"
         )
 
 

@@ -336,8 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         with connect(dsn, application_name="bench-integrity") as conn:
             sql_inlined = {c.name: inline(conn, c) for c in checks}
         statements = [sql_inlined[c.name] for c in checks]
-        # Warm-up pass so that every variant reads from the same (warm) cache.
+        # Warm-up passes (psql and the runner) so that every variant reads from a warm cache.
         psql_times(psql, dsn, statements)
+        with connect(dsn, application_name="bench-integrity") as conn:
+            for check in checks:
+                run_check(conn, check)
 
         # Interleaved, check by check (runner, then psql, N times): the machine is shared, so
         # load drifts over minutes; alternating keeps both sides under the same conditions.
@@ -361,14 +364,25 @@ def main(argv: list[str] | None = None) -> int:
             suite_runner: list[float] = []
             suite_psql: list[float] = []
             suite_psql_wall: list[float] = []
-            for _ in range(args.repeat):
+
+            def runner_pass() -> None:
                 t0 = time.monotonic()
                 for check in checks:
                     run_check(conn, check)
                 suite_runner.append(time.monotonic() - t0)
+
+            def psql_pass() -> None:
                 times, wall = psql_times(psql, dsn, statements)
                 suite_psql.append(sum(times))
                 suite_psql_wall.append(wall)
+
+            # Which side goes first alternates, so that neither always inherits the cache
+            # state (and the neighbours' load) the other left behind.
+            for i in range(args.repeat):
+                for one_pass in (
+                    (runner_pass, psql_pass) if i % 2 == 0 else (psql_pass, runner_pass)
+                ):
+                    one_pass()
         finally:
             conn.close()
 

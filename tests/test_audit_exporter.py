@@ -40,9 +40,8 @@ WHERE outcome IN ('success', 'failure')
   AND (rows_deleted IS NULL OR jsonb_typeof(rows_deleted) = 'null'
        OR (jsonb_typeof(rows_deleted) = 'object'
            AND NOT EXISTS (SELECT 1 FROM jsonb_each(rows_deleted) e
-                           WHERE CASE WHEN jsonb_typeof(e.value) <> 'number' THEN true
-                                      ELSE e.value::numeric < 0 OR e.value::numeric % 1 <> 0
-                                 END)))
+                           WHERE jsonb_typeof(e.value) <> 'number'
+                              OR e.value::text !~ '^[0-9]+$')))
 """
 
 
@@ -205,7 +204,7 @@ def edge_rows() -> list[dict]:
         {"duration_seconds": 5.0, "target_user_type": "DRIVER", "rows_deleted": j({"x": 100})},
         {"duration_seconds": 30.0, "target_user_type": "VENDOR", "rows_deleted": j({})},
         {"duration_seconds": 31.0, "target_user_type": "VENDOR", "rows_deleted": j({"a": 5000})},
-        {"duration_seconds": 0.0, "target_user_type": "ADMIN", "rows_deleted": j({"a": 5.0})},
+        {"duration_seconds": 0.0, "target_user_type": "ADMIN", "rows_deleted": j({"a": 5})},
         {"target_user_type": "lowercase_client"},  # -> other
         {"target_user_type": None},  # -> other
         {"outcome": "failure", "error_type": "timeout", "duration_seconds": 12.5},
@@ -222,6 +221,9 @@ def edge_rows() -> list[dict]:
         {"rows_deleted": j({"sessions": -1})},
         {"rows_deleted": j({"sessions": "3"})},
         {"rows_deleted": j({"sessions": 1.5})},
+        {"rows_deleted": j({"sessions": 2.0})},  # counts are integers, written as such
+        {"rows_deleted": j({"a": 1, "b": {"c": 2}})},
+        {"rows_deleted": j({"a": None})},
         {"rows_deleted": j([1, 2])},
     ]
 

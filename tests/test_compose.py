@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,16 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
         [promtool, "check", "config", str(path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_blackbox_config_passes_the_real_exporter() -> None:
+    binary = shutil.which("prometheus-blackbox-exporter")
+    if binary is None:
+        pytest.skip("prometheus-blackbox-exporter not installed (Debian package)")
+    result = subprocess.run(
+        [binary, f"--config.file={REPO_ROOT / 'blackbox' / 'blackbox.yml'}", "--config.check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deprecated" not in result.stderr

@@ -267,3 +267,28 @@ def test_http_endpoint_metrics_and_admin(service, people) -> None:
         for collector in list(REGISTRY._collector_to_names):
             if type(collector).__name__ == "_AppCollector":
                 REGISTRY.unregister(collector)
+
+
+def test_auth_bypass_fault_lets_anyone_delete(service, people, app_dsn) -> None:
+    """The regression the blackbox probe exists for: without authentication an anonymous call
+    deletes a user, and an unknown id answers 404 instead of 401."""
+    service.faults.update({"auth_bypass": True})
+    target, kind = people["users"][0]
+    assert service.delete_user(None, target).status == 200
+    assert service.delete_user("Bearer bogus", str(uuid.uuid4())).status == 404
+    row = _audit(app_dsn)[0]
+    assert (row["outcome"], row["performed_by"], row["target_user_type"]) == ("success", None, kind)
+
+
+def test_probe_calls_on_the_reserved_id_stay_out_of_the_audit_log(service, app_dsn) -> None:
+    """The blackbox probe's bogus-token DELETE is refused like any other (401) but is not a
+    deletion attempt: no audit row (it would trip the security alert by itself), a counter."""
+    from deletion_monitor.demo_app.service import PROBE_USER_ID
+
+    outcome = service.delete_user("Bearer invalid-token-from-blackbox-probe", PROBE_USER_ID)
+    assert outcome.status == 401
+    assert _audit(app_dsn) == []
+    assert service.probe_calls == {"401": 1}
+    # Any other id is audited as usual.
+    service.delete_user("Bearer invalid", str(uuid.uuid4()))
+    assert len(_audit(app_dsn)) == 1

@@ -32,6 +32,7 @@ def _demo_config(tmp_path: Path, sink_url: str = SINK, smtp_port: int = 2525) ->
         sink_url=sink_url,
         smtp_port=smtp_port,
         templates_dir=REPO_ROOT / "alertmanager",
+        time_compression=60,
     )
 
 

@@ -76,6 +76,9 @@ class SetupError(Exception):
 # --- SQL -------------------------------------------------------------------------------------
 # One row classification for start-up and tail. `src` normalises one audit row; the outer query
 # groups the range (lo, hi] with GROUPING SETS so one scan yields every metric family.
+# A fence (subquery with OFFSET 0 cannot be flattened): compute `bad` (a regex) once per row,
+# not once per reference after the planner inlines the CTE.
+_FENCE = "OFFSET 0"
 _SRC = """
 WITH src AS (
     SELECT a.outcome::text AS outcome,
@@ -89,7 +92,7 @@ WITH src AS (
            a.rows_deleted,
            jsonb_typeof(a.rows_deleted) AS rdt,
            -- A per-table count must be a non-negative integer literal. jsonb prints an object
-           -- as {"k": v, ...}: a value that does not start with a digit (string, negative,
+           -- as {{"k": v, ...}}: a value that does not start with a digit (string, negative,
            -- null, true, array, object) or has a fraction is caught by one regex per row, which
            -- is several times cheaper than expanding the object with jsonb_each.
            coalesce(jsonb_typeof(a.rows_deleted) = 'object'
@@ -97,7 +100,7 @@ WITH src AS (
     FROM {table} a
     WHERE (a.tx, a.id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
       AND (a.tx, a.id) <= (%(hi_tx)s::text::xid8, %(hi_id)s)
-    OFFSET 0  -- a fence: compute `bad` once per row, not once per reference after inlining
+    {fence}
 ), v AS (
     SELECT src.*,
            CASE WHEN outcome IS NULL OR outcome NOT IN ('success', 'failure')
@@ -117,18 +120,22 @@ WITH src AS (
            END AS et,
            -- index of the first bucket whose upper bound is >= d (Prometheus `le`), via
            -- width_bucket over the negated bounds (width_bucket counts bounds <= operand).
-           %(n_dur)s - width_bucket(-d, %(neg_dur)s::float8[]) AS bucket,
-           CASE WHEN outcome = 'success' AND rdt = 'object' AND NOT bad
-                THEN (SELECT coalesce(sum(e.value::numeric), 0)
-                      FROM jsonb_each_text(src.rows_deleted) e) END AS cascade_total
+           %(n_dur)s - width_bucket(-d, %(neg_dur)s::float8[]) AS bucket
     FROM src
-    OFFSET 0  -- same: the per-row sum is referenced three times below
 )
 """
 
 AGGREGATE_SQL = (
-    _SRC
+    _SRC.replace("{fence}", _FENCE)
     + """
+, w AS (
+    SELECT v.*,
+           CASE WHEN outcome = 'success' AND rdt = 'object' AND invalid IS NULL
+                THEN (SELECT coalesce(sum(e.value::numeric), 0)
+                      FROM jsonb_each_text(v.rows_deleted) e) END AS cascade_total
+    FROM v
+    OFFSET 0  -- same fence: the per-row sum is referenced three times below
+)
 SELECT CASE WHEN GROUPING(outcome) = 0 THEN 'main'
             WHEN GROUPING(hour) = 0 THEN 'hour'
             WHEN GROUPING(weekday) = 0 THEN 'weekday'
@@ -146,7 +153,7 @@ FROM (
            extract(hour FROM occurred_at AT TIME ZONE 'UTC')::int AS hour,
            extract(isodow FROM occurred_at AT TIME ZONE 'UTC')::int AS weekday,
            %(n_cas)s - width_bucket(-cascade_total::float8, %(neg_cas)s::float8[]) AS cbucket
-    FROM v
+    FROM w
 ) r
 GROUP BY GROUPING SETS (
     (invalid, outcome, user_type, error_type, bucket, large, self_del),
@@ -160,7 +167,8 @@ GROUP BY GROUPING SETS (
 )
 
 TABLES_SQL = (
-    _SRC
+    # No fence needed here: `bad` is used once.
+    _SRC.replace("{fence}", "")
     + """
 SELECT e.key AS table_name, sum(e.value::numeric) AS rows
 FROM v CROSS JOIN LATERAL jsonb_each_text(v.rows_deleted) e
@@ -172,7 +180,9 @@ GROUP BY e.key
 # Only needed when new tables would overflow --max-tables: which appeared first in (tx, id)
 # order, so that the same tables keep their own label after a restart.
 FIRST_APPEARANCE_SQL = (
-    _SRC.replace("SELECT a.outcome::text", "SELECT a.tx, a.id, a.outcome::text")
+    _SRC.replace("{fence}", "").replace(
+        "SELECT a.outcome::text", "SELECT a.tx, a.id, a.outcome::text"
+    )
     + """
 SELECT e.key AS table_name
 FROM v CROSS JOIN LATERAL jsonb_object_keys(v.rows_deleted) e(key)
@@ -250,6 +260,10 @@ def connect(cfg: ExporterConfig) -> psycopg.Connection[Any]:
     # GROUPING SETS (one pass, no sorts) need more than the default 4 MB of work_mem.
     conn.execute("SET jit = off")
     conn.execute("SET work_mem = '64MB'")
+    # The validity filters make the planner expect a handful of rows, so it sorts the expanded
+    # rows_deleted entries (~8 per audit row) before grouping them; hashing ~10 table names (and
+    # the few hundred label groups) is always the cheaper plan for these aggregates.
+    conn.execute("SET enable_sort = off")
     with contextlib.suppress(psycopg.errors.UndefinedObject):
         conn.execute("SET enable_memoize = off")  # PostgreSQL 14+; 13 has no Memoize
     # Every poll is a consistent read-only snapshot (batch end and aggregate see the same rows).
@@ -346,6 +360,11 @@ class AuditExporter:
 
     def stop(self) -> None:
         self._stop.set()
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            # A start-up aggregate over millions of rows must not delay shutdown: cancel it.
+            with contextlib.suppress(Exception):
+                conn.cancel_safe(timeout=2)
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._server is not None:
@@ -379,7 +398,9 @@ class AuditExporter:
                     log.info("database reachable again; caught up", extra={"table": self.cfg.table})
                 failures, was_down = 0, False
                 delay = self.cfg.poll_interval
-            except psycopg.Error as exc:
+            except Exception as exc:
+                # Database errors and anything unexpected alike: count it, report up=0, keep
+                # serving the last values and retry; a dead poller thread would look healthy.
                 self.store.poll_finished(time.monotonic() - started, ok=False)
                 self._close()
                 failures += 1
@@ -387,13 +408,17 @@ class AuditExporter:
                 # Exponential backoff from the poll interval up to max_backoff: a database that
                 # is down is not hammered, one that is back is noticed within max_backoff.
                 delay = min(self.cfg.max_backoff, self.cfg.poll_interval * 2 ** (failures - 1))
+                if self._stop.is_set():
+                    break
                 log.warning(
                     "database poll failed; serving last values",
                     extra={
                         "error": safe_error(exc, self.cfg.dsn),
+                        "error_class": type(exc).__name__,
                         "consecutive_failures": failures,
                         "retry_in_seconds": round(delay, 3),
                     },
+                    exc_info=not isinstance(exc, psycopg.Error),
                 )
             self._stop.wait(delay)
         self._close()

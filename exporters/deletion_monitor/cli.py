@@ -21,7 +21,8 @@ COMMANDS: dict[str, str] = {
     "check-integrity": "deletion_monitor.integrity.report",
     "watch": "deletion_monitor.watch",
     "report": "deletion_monitor.report",
-    "demo-app": "deletion_monitor.demo_app.server", "load": "deletion_monitor.demo_load",
+    "demo-app": "deletion_monitor.demo_app.server",
+    "load": "deletion_monitor.demo_load",
 }
 
 

@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import random
+import sys
 import threading
 import time
 import urllib.error
@@ -90,6 +91,13 @@ SCENARIOS: dict[str, Scenario] = {
             attack_rate=2.0,
             expected_alerts=("DeletionAuthorizationFailuresHigh",),
             expected_receivers=("slack-security",),
+        ),
+        Scenario(
+            "auth-bypass",
+            "the endpoint stops checking tokens: the blackbox probe's bogus token gets 404",
+            app_faults={"auth_bypass": True},
+            expected_alerts=("DeletionEndpointAuthProbeFailed",),
+            expected_receivers=("slack-security", "pagerduty-oncall"),
         ),
         Scenario(
             "memory-leak",
@@ -496,7 +504,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rate <= 0 or args.concurrency < 1 or not 0 <= args.noise <= 1:
         problems.append("--rate, --concurrency: must be positive; --noise: between 0 and 1")
     if problems:
-        print(f"load: {problems[0]}")
+        print(f"load: {problems[0]}", file=sys.stderr)
         return 2
     assert scenario is not None
     gen = LoadGenerator(
@@ -511,7 +519,7 @@ def run(args: argparse.Namespace) -> int:
         set_app_faults(args.app_url, scenario.app_faults or None, args.admin_token)
         gen.start()
     except (OSError, psycopg.Error) as exc:
-        print(f"load: cannot start: {redact(str(exc)).splitlines()[0]}")
+        print(f"load: cannot start: {redact(str(exc)).splitlines()[0]}", file=sys.stderr)
         return 2
     gen.attack_rate = scenario.attack_rate
     deadline = time.monotonic() + args.duration if args.duration else None

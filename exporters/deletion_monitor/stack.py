@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from deletion_monitor.config import REPO_ROOT, load_config
+from deletion_monitor.demo_app.service import PROBE_USER_ID
 from deletion_monitor.demo_load import SCENARIOS, LoadGenerator, Scenario, set_app_faults
 from deletion_monitor.pgcluster import PgCluster, apply_sql_file
 from deletion_monitor.promapi import PrometheusClient, PrometheusError
@@ -51,7 +52,11 @@ DEFAULT_PORTS = {
     "integrity": 9818,
     "sink": 9099,
     "smtp": 2525,
+    "blackbox": 9115,
 }
+# The probe's target: a well-formed id that belongs to nobody (as in prometheus/prometheus.yml).
+PROBE_PATH = f"/api/users/{PROBE_USER_ID}"
+BLACKBOX_BINARY = "prometheus-blackbox-exporter"
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Secret-file keys of Alertmanager 0.25 (toolchain-facts.md).
@@ -128,6 +133,7 @@ class Stack:
             rendered = self._render()
             self._start_app()
             self._start_exporters()
+            self._start_blackbox()
             self._start_alertmanager(rendered)
             self._start_prometheus()
             if self.opts.load:
@@ -143,7 +149,7 @@ class Stack:
             with contextlib.suppress(Exception):
                 self.load.stop()
             self.load = None
-        for name in ("prometheus", "alertmanager", "integrity", "audit", "app"):
+        for name in ("prometheus", "alertmanager", "blackbox", "integrity", "audit", "app"):
             proc = self.procs.pop(name, None)
             if proc is not None:
                 proc.stop()
@@ -298,6 +304,25 @@ class Stack:
         self.start_audit_exporter()
         self.start_integrity_exporter()
 
+    def _start_blackbox(self) -> None:
+        """The real blackbox exporter with blackbox/blackbox.yml, when Debian's package is
+        installed (it is optional: without it the auth-probe alert and panel have no data)."""
+        binary = shutil.which(BLACKBOX_BINARY)
+        if binary is None:
+            log.warning(
+                "%s not installed: the deletion-auth-probe job is left out", BLACKBOX_BINARY
+            )
+            return
+        self._spawn(
+            "blackbox",
+            [
+                binary,
+                f"--config.file={REPO_ROOT / 'blackbox' / 'blackbox.yml'}",
+                f"--web.listen-address=127.0.0.1:{self.ports['blackbox']}",
+            ],
+            f"{self.url('blackbox')}/metrics",
+        )
+
     def _compressed_checks(self) -> Path:
         """The packaged checks with every `interval` divided by the time compression."""
         source = Path(__file__).parent / "checks" / "default.yml"
@@ -327,6 +352,7 @@ class Stack:
             sink_url=self._sink.url if self._sink else "",
             smtp_port=self.ports["smtp"],
             templates_dir=REPO_ROOT / "alertmanager",
+            time_compression=self.compression,
         )
         path = self.opts.workdir / "alertmanager.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -381,7 +407,8 @@ class Stack:
                 targets = json.loads(r.read())["data"]["activeTargets"]
         except (OSError, ValueError, KeyError):
             return False
-        return len(targets) >= 5 and all(t.get("health") == "up" for t in targets)
+        expected = len(self.prometheus_config()["scrape_configs"])
+        return len(targets) >= expected and all(t.get("health") == "up" for t in targets)
 
     def prometheus_config(self) -> dict[str, Any]:
         scrape = max(1, round(15 / self.compression))
@@ -394,6 +421,28 @@ class Stack:
             "prometheus": self.ports["prometheus"],
             "alertmanager": self.ports["alertmanager"],
         }
+        scrape_configs: list[dict[str, Any]] = [
+            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            for job, port in jobs.items()
+        ]
+        if "blackbox" in self.procs:
+            # As in prometheus/prometheus.yml: the blackbox exporter probes the app's endpoint.
+            scrape_configs.append(
+                {
+                    "job_name": "deletion-auth-probe",
+                    "metrics_path": "/probe",
+                    "params": {"module": ["deletion_invalid_token"]},
+                    "static_configs": [{"targets": [f"{self.url('app')}{PROBE_PATH}"]}],
+                    "relabel_configs": [
+                        {"source_labels": ["__address__"], "target_label": "__param_target"},
+                        {"source_labels": ["__param_target"], "target_label": "instance"},
+                        {
+                            "target_label": "__address__",
+                            "replacement": f"127.0.0.1:{self.ports['blackbox']}",
+                        },
+                    ],
+                }
+            )
         return {
             "global": {
                 "scrape_interval": f"{scrape}s",
@@ -407,10 +456,7 @@ class Stack:
                     {"static_configs": [{"targets": [f"127.0.0.1:{self.ports['alertmanager']}"]}]}
                 ]
             },
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                for job, port in jobs.items()
-            ],
+            "scrape_configs": scrape_configs,
         }
 
     # --- load and scenarios -------------------------------------------------------------------
@@ -495,6 +541,7 @@ def demo_alertmanager_config(
     sink_url: str,
     smtp_port: int,
     templates_dir: Path,
+    time_compression: float = 1.0,
 ) -> dict[str, Any]:
     """A copy of the Alertmanager config whose notifications all stay on this machine.
 
@@ -543,7 +590,7 @@ def demo_alertmanager_config(
             mail["require_tls"] = False
             mail.setdefault("headers", {})["X-Demo-Receiver"] = name
             _redirect_secret_files(mail, secret, name)
-    _drop_time_windows(cfg.get("route", {}))
+    _drop_time_windows(cfg.get("route", {}), time_compression)
     return cfg
 
 
@@ -559,10 +606,18 @@ def _redirect_secret_files(node: Any, secret: Any, receiver: str) -> None:
             _redirect_secret_files(item, secret, receiver)
 
 
-def _drop_time_windows(route: dict[str, Any]) -> None:
-    route.pop("active_time_intervals", None)
+def _drop_time_windows(route: dict[str, Any], compression: float) -> None:
+    """Remove active_time_intervals; such a route's wall-clock timings (the digest's 1 min wait
+    and 15 min interval, left uncompressed by the renderer because they match the window) are
+    compressed here, now that no window constrains them."""
+    if route.pop("active_time_intervals", None) is not None:
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            match = _DURATION.match(str(route.get(key, "")))
+            if match:
+                seconds = int(match.group(1)) * _UNIT[match.group(2)] / compression
+                route[key] = f"{max(1, round(seconds))}s"
     for child in route.get("routes", []):
-        _drop_time_windows(child)
+        _drop_time_windows(child, compression)
 
 
 def run_subcommand(argv: list[str]) -> int:

@@ -2,7 +2,8 @@
 
 API (small on purpose):
 - generate(n, ...) -> iterator of AuditRow: the statistical mix below, deterministic per seed.
-- copy_rows(dsn_or_conn, rows, table) -> int: bulk insert with COPY (fast: ~100k rows/s).
+- copy_rows(dsn_or_conn, rows, table) -> int: bulk insert with COPY (~20k rows/s on a busy
+  2-core box, bound by Python row generation; bench/bench_audit.py repeats a rendered block).
 - insert_rows(dsn, n, ...) -> int: generate + copy_rows.
 - stream_rows(dsn, rate, ...) -> int: one transaction per row at `rate` rows/s, occurred_at = now(),
   as the application writes them; stops after `duration` seconds or when `stop` is set.

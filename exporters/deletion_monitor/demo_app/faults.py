@@ -33,6 +33,9 @@ class FaultState:
     # Skip the manual clean-up of dispatches, file_uploads and addresses, with the schema's
     # constraints bypassed: what a code path that forgot them leaves behind (orphans).
     skip_cleanup: bool = False
+    # The endpoint skips authentication (a regression): anyone may delete, and the blackbox
+    # probe's bogus token gets 404 instead of 401/403.
+    auth_bypass: bool = False
     # Median of the normal work time of a deletion (log-normal); 0 = as fast as the DB allows.
     base_latency_seconds: float = 0.0
 

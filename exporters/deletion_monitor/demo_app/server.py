@@ -18,18 +18,20 @@ import logging
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import psycopg
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from deletion_monitor import __version__
 from deletion_monitor.demo_app.faults import Faults
-from deletion_monitor.demo_app.service import DeletionService
+from deletion_monitor.demo_app.service import PROBE_USER_ID, DeletionService
 from deletion_monitor.log import setup_logging
 from deletion_monitor.redaction import redact
 
@@ -47,7 +49,7 @@ class _AppCollector:
         self.service = service
         self.faults = faults
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         yield GaugeMetricFamily(
             "deletion_app_memory_limit_bytes",
             "Memory the application may use (its container limit); memory alerts divide by it.",
@@ -81,9 +83,19 @@ class _AppCollector:
             "timeout_rate",
             "leak_bytes_per_request",
             "skip_cleanup",
+            "auth_bypass",
         ):
             active.add_metric([name], 1.0 if getattr(state, name) else 0.0)
         yield active
+        probes = CounterMetricFamily(
+            "deletion_app_probe_requests",
+            "Failed calls on the reserved probe id (synthetic monitoring, kept out of the audit "
+            "log), by HTTP status.",
+            labels=["status"],
+        )
+        for status, count in sorted(self.service.probe_calls.items()):
+            probes.add_metric([status], count)
+        yield probes
         info = GaugeMetricFamily(
             "deletion_app_info", "The running application version.", labels=["app_version"]
         )
@@ -246,6 +258,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="median seconds of normal work per deletion (realistic latency)",
     )
+    parser.add_argument(
+        "--probe-user-id",
+        default=PROBE_USER_ID,
+        help="reserved id of the synthetic auth probe, not audited (empty = audit everything)",
+    )
     parser.add_argument("--log-level", default="info")
 
 
@@ -267,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         if args.statement_timeout <= 0 or args.pool_max < 1 or args.memory_limit <= 0:
             raise ValueError("--statement-timeout, --pool-max, --memory-limit: must be positive")
     except ValueError as exc:
-        print(f"demo-app: {exc}", flush=True)
+        print(f"demo-app: {exc}", file=sys.stderr)
         return 2
     faults = Faults(args.memory_limit)
     faults.update({"base_latency_seconds": args.base_latency})
@@ -279,18 +296,23 @@ def run(args: argparse.Namespace) -> int:
         statement_timeout=args.statement_timeout,
         pool_max=args.pool_max,
         pool_min=min(2, args.pool_max),
+        probe_user_id=args.probe_user_id,
     )
     try:
+        # One direct connection first: a wrong DSN fails in seconds with libpq's own reason,
+        # instead of the pool's "initialization incomplete" after its timeout.
+        psycopg.connect(args.dsn, connect_timeout=5).close()
         service.open()
     except Exception as exc:
-        print(f"demo-app: cannot use the database: {redact(str(exc)).splitlines()[0]}", flush=True)
+        reason = redact(str(exc)).strip().splitlines()[0]
+        print(f"demo-app: --dsn: cannot use the database: {reason}", file=sys.stderr)
         service.close()
         return 2
     app = DemoApp(service, faults, args.admin_token)
     try:
         httpd = app.make_server(host, port)
     except OSError as exc:
-        print(f"demo-app: --listen {args.listen}: {exc}", flush=True)
+        print(f"demo-app: --listen {args.listen}: {exc}", file=sys.stderr)
         service.close()
         return 2
     stop = threading.Event()
