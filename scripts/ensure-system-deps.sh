@@ -10,6 +10,8 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(
 command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
   || missing+=(prometheus-alertmanager)
 command -v jsonnetfmt >/dev/null || missing+=(jsonnet)
+# the demo's and the end-to-end tests' probe of the endpoint with a bogus token
+command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
 
 if ((${#missing[@]} == 0)); then
   exit 0
@@ -25,6 +27,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian's packages enable services; the project starts its own processes on 127.0.0.1 instead.
-for svc in postgresql prometheus prometheus-alertmanager prometheus-node-exporter; do
+for svc in postgresql prometheus prometheus-alertmanager prometheus-node-exporter \
+  prometheus-blackbox-exporter; do
   if command -v systemctl >/dev/null; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 done

@@ -85,9 +85,19 @@ def test_json_log_line_is_redacted_and_carries_extras() -> None:
     assert "pw" not in json.dumps(line)
 
 
-def test_unknown_flag_exits_2_with_one_line() -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit-exporter"],
+        ["integrity-exporter"],
+        ["check-integrity"],
+        ["watch"],
+        ["report", "health"],
+    ],
+)
+def test_unknown_flag_exits_2_with_one_line(command: list[str]) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "deletion_monitor", "--no-such-flag"],
+        [sys.executable, "-m", "deletion_monitor", *command, "--no-such-flag"],
         capture_output=True,
         text=True,
         check=False,

@@ -201,6 +201,13 @@ SELECT tx::text AS tx, id FROM (
     ORDER BY tx, id LIMIT %(limit)s
 ) s ORDER BY tx DESC, id DESC LIMIT 1
 """
+# Without a batch limit: the largest (tx, id) below xmin, one backward index probe.
+TAIL_END_SQL = """
+SELECT tx::text AS tx, id FROM {table}
+WHERE (tx, id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx DESC, id DESC LIMIT 1
+"""
 START_END_SQL = """
 SELECT tx::text AS tx, id FROM {table}
 WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -220,7 +227,7 @@ class ExporterConfig:
     table: str = "deletion_audit"
     poll_interval: float = 5.0
     large_cascade_rows: int = 100
-    batch_size: int = 50_000
+    batch_size: int = 0  # 0: aggregate everything committed in one query (nothing is fetched)
     max_tables: int = 50
     max_app_versions: int = 5
     duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
@@ -342,6 +349,7 @@ class AuditExporter:
                 "tables": TABLES_SQL,
                 "first": FIRST_APPEARANCE_SQL,
                 "batch_end": BATCH_END_SQL,
+                "tail_end": TAIL_END_SQL,
                 "start_end": START_END_SQL,
                 "held": HELD_BACK_SQL,
             }.items()
@@ -478,7 +486,7 @@ class AuditExporter:
         while not self._stop.is_set():
             with conn.transaction():
                 end = conn.execute(
-                    self._sql["batch_end"],
+                    self._sql["batch_end" if self.cfg.batch_size else "tail_end"],
                     {
                         "lo_tx": str(self._cursor[0]),
                         "lo_id": self._cursor[1],
@@ -500,7 +508,7 @@ class AuditExporter:
             if invalid:
                 log.warning("skipped malformed audit rows", extra={"by_reason": invalid})
             total += batch
-            if batch < self.cfg.batch_size:
+            if not self.cfg.batch_size or batch < self.cfg.batch_size:
                 break
         self._update_lag(conn)
         return total
@@ -534,6 +542,12 @@ def _positive_float(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {value!r}")
     return number
+
+
+def _non_negative_int(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def _positive_int(value: str) -> int:
@@ -571,9 +585,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
-        default=50_000,
-        help="rows aggregated per tail query (default 50000)",
+        type=_non_negative_int,
+        default=0,
+        help="max rows per tail query; 0 (default): all committed rows in one aggregate "
+        "(rows are aggregated on the server, never fetched, so memory does not depend on it)",
     )
     parser.add_argument(
         "--max-tables",

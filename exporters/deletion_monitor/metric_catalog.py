@@ -151,6 +151,13 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         APP,
         "1 while a demo fault switch is on (demo only)",
     ),
+    Metric(
+        "deletion_app_probe_requests_total",
+        "counter",
+        ("status",),
+        APP,
+        "blackbox probe calls on the reserved probe id, kept out of the audit log",
+    ),
 )
 
 # Names produced by exporters this project does not own. A key ending in "_" is a prefix. The
