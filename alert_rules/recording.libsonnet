@@ -9,6 +9,21 @@ function(config) {
   local integ = config.integrityExporterSelector,
   local app = config.appSelector,
 
+  // Failures that count against availability: every class except errorRate.excludedErrorTypes
+  // (authorization refusals: the endpoint working as intended, alerted on by
+  // DeletionAuthorizationFailuresHigh instead). An empty list renders no matcher at all, so the
+  // rules are then exactly the unfiltered form (a `!~""` matcher would instead drop series
+  // without an error_type).
+  local excluded =
+    if std.objectHas(config.errorRate, 'excludedErrorTypes') then config.errorRate.excludedErrorTypes else [],
+  local counted =
+    assert std.all([std.length(e) > 0 && std.all([std.member('abcdefghijklmnopqrstuvwxyz0123456789_', c) for c in std.stringChars(e)]) for e in excluded])
+           : 'errorRate.excludedErrorTypes: error_type names (lower case, digits, _)';
+    if excluded == [] then audit else '%s,error_type!~"%s"' % [audit, std.join('|', excluded)],
+  // The selector of the failures an error ratio counts (the dashboards and reports build the
+  // same matcher from the same field in Python).
+  countedFailuresSelector:: counted,
+
   // Windows every ratio is recorded over: the error-rate alerts' 5m plus the SLO pairs.
   local windows = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'],
   windows:: windows,
@@ -22,11 +37,13 @@ function(config) {
       // No failure series exist until the first failure: record 0 (not nothing) while there
       // is traffic, so that the ratio is 0 instead of absent.
       record: 'deletion:deletion_failures:rate' + w,
+      // Counted failures only (see `counted`): the ratio, the error-rate, post-deploy and
+      // burn-rate alerts all read this record.
       expr: |||
-        sum(rate(deletion_failures_total{%(s)s}[%(w)s]))
+        sum(rate(deletion_failures_total{%(f)s}[%(w)s]))
         or
         0 * sum(rate(deletion_requests_total{%(s)s}[%(w)s]))
-      ||| % { s: audit, w: d(w) },
+      ||| % { s: audit, f: counted, w: d(w) },
     },
     {
       record: 'deletion:deletion_error_ratio:rate' + w,
@@ -121,16 +138,17 @@ function(config) {
           expr: 'sum by (user_type) (rate(deletion_requests_total{%s}[%s]))' % [audit, d('1h')],
         },
         {
+          // Counted failures only, like deletion:deletion_error_ratio:rateW.
           record: 'user_type:deletion_error_ratio:rate1h',
           expr: |||
             (
-              sum by (user_type) (rate(deletion_failures_total{%(s)s}[%(w)s]))
+              sum by (user_type) (rate(deletion_failures_total{%(f)s}[%(w)s]))
               or
               0 * user_type:deletion_requests:rate1h
             )
             /
             user_type:deletion_requests:rate1h
-          ||| % { s: audit, w: d('1h') },
+          ||| % { f: counted, w: d('1h') },
         },
         {
           record: 'error_type:deletion_failures:rate5m',

@@ -48,6 +48,14 @@
       // How long each level must hold before it fires. 10 min keeps one failed deletion in a
       // quiet minute from alerting; the post-deployment ladder below is tighter on purpose.
       'for': { info: 900, warning: 600, critical: 300 },
+      // Failure classes (error_type) that are not errors of the availability SLI: the error
+      // ratio, success rate and error budget (recording rules, error-rate/post-deploy/burn-rate
+      // alerts, dashboards, watch, reports) leave them out. A 401/403 to a bogus or missing token
+      // or a non-admin caller is the endpoint working as intended and says nothing about whether
+      // deletions work; an authorization attack must not page on-call through the error rate.
+      // Those refusals are still counted (failure-mix panels, per-class counts) and alerted by
+      // DeletionAuthorizationFailuresHigh (security channel). [] counts every failure.
+      excludedErrorTypes: ['authorization'],
     },
     // Post-deployment ladder (spec 6.1, first 24-48 h): > 1 % for 5 min critical, > 0.5 % for
     // 10 min warning. Active for postDeploy.window after a deploy, then silent by itself

@@ -28,6 +28,8 @@ YES_NO = [
 
 def build(config: Mapping[str, Any]) -> Dashboard:
     audit = lib.selector(config, "auditExporterSelector")
+    # Failures that count against the SLO (config errorRate.excludedErrorTypes left out).
+    errors = lib.counted_failures(config)
     integ = lib.selector(config, "integrityExporterSelector")
     app = lib.selector(config, "appSelector")
     orphans = lib.selector(
@@ -50,10 +52,10 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Deletion success rate",
             "Successful / attempted deletions over the selected range (increase of "
             "deletion_requests_total and deletion_failures_total, audit exporter). Target: "
-            f"> {target:.0%} (config slo.target); red below it.",
+            f"> {target:.0%} (config slo.target); red below it." + lib.errors_note(config),
             lib.targets(
                 # The failure series exist only after a first failure: no failures is 0.
-                f"1 - (sum(increase(deletion_failures_total{audit}[$__range])) or vector(0)) / "
+                f"1 - (sum(increase(deletion_failures_total{errors}[$__range])) or vector(0)) / "
                 f"sum(increase(deletion_requests_total{audit}[$__range]))"
             ),
             "percentunit",
@@ -106,9 +108,10 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             f"Error budget remaining ({slo['period']})",
             f"Share of the {slo['period']} error budget ({budget:.2%} of deletions may fail, "
             "config slo.target) still unspent: 1 - error ratio over the SLO period / budget. "
-            "Fixed to the SLO period, not the selected range. Red when exhausted.",
+            "Fixed to the SLO period, not the selected range. Red when exhausted."
+            + lib.errors_note(config),
             lib.targets(
-                f"1 - ((sum(increase(deletion_failures_total{audit}[{period}])) or vector(0)) / "
+                f"1 - ((sum(increase(deletion_failures_total{errors}[{period}])) or vector(0)) / "
                 f"sum(increase(deletion_requests_total{audit}[{period}]))) / {budget:g}"
             ),
             "percentunit",
@@ -160,7 +163,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Daily success rate vs target",
             "Successful / attempted deletions over a sliding day "
             "(1 - deletion:deletion_error_ratio:rate1d). The line is the SLO target "
-            f"({target:.0%}, config slo.target).",
+            f"({target:.0%}, config slo.target)." + lib.errors_note(config),
             lib.targets(("1 - deletion:deletion_error_ratio:rate1d", "success rate (1 day)")),
             "percentunit",
             lib.steps_below([(target, CRITICAL)]),

@@ -34,7 +34,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "(1 - deletion:deletion_error_ratio:rate5m, from the audit log via the audit "
             "exporter). Colours follow the steady-state error-rate ladder (config errorRate): "
             f"yellow below {1 - er['info']:.2%}, amber below {1 - er['warning']:.2%}, red below "
-            f"{1 - er['critical']:.2%}.",
+            f"{1 - er['critical']:.2%}." + lib.errors_note(config),
             lib.targets("1 - deletion:deletion_error_ratio:rate5m"),
             "percentunit",
             lib.success_rate_steps(config),
@@ -50,7 +50,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Error rate (5m)",
             "Failed / attempted deletions over the last 5 minutes "
             "(deletion:deletion_error_ratio:rate5m). Colours: the DeletionErrorRateHigh ladder "
-            "(info, warning, critical) from config errorRate.",
+            "(info, warning, critical) from config errorRate." + lib.errors_note(config),
             lib.targets("deletion:deletion_error_ratio:rate5m"),
             "percentunit",
             lib.error_rate_steps(config),
@@ -154,7 +154,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Failed / attempted deletions over a sliding 5-minute window "
             "(deletion:deletion_error_ratio:rate5m), with the steady-state ladder drawn as "
             "coloured bands. Deploy markers show when a new app version served its first "
-            "deletion.",
+            "deletion." + lib.errors_note(config),
             lib.targets(("deletion:deletion_error_ratio:rate5m", "error rate")),
             "percentunit",
             lib.error_rate_steps(config),
@@ -195,7 +195,8 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         lib.timeseries(
             "Error rate by user type (1h)",
             "Failed / attempted deletions per type of deleted user over the last hour "
-            "(user_type:deletion_error_ratio:rate1h). Lines: the steady-state ladder.",
+            "(user_type:deletion_error_ratio:rate1h). Lines: the steady-state ladder."
+            + lib.errors_note(config),
             lib.targets(("user_type:deletion_error_ratio:rate1h", "{{user_type}}")),
             "percentunit",
             lib.error_rate_steps(config),

@@ -213,7 +213,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Error rate trend (1 day and 3 day windows)",
             "Failed / attempted deletions over sliding 1-day and 3-day windows "
             "(deletion:deletion_error_ratio:rate1d, :rate3d): the slow trend behind the 5-minute "
-            "alerts. Lines: the steady-state ladder.",
+            "alerts. Lines: the steady-state ladder." + lib.errors_note(config),
             lib.targets(
                 ("deletion:deletion_error_ratio:rate1d", "1 day"),
                 ("deletion:deletion_error_ratio:rate3d", "3 days"),

@@ -22,6 +22,7 @@ from deletion_monitor.integrity.checks import (
 )
 from deletion_monitor.integrity.report import severity_level
 from deletion_monitor.integrity.runner import connect, run_check
+from deletion_monitor.pgcluster import REPO_ROOT, apply_sql_file
 from deletion_monitor.services import free_port
 
 
@@ -557,3 +558,25 @@ def test_checks_run_read_only(app_dsn: str) -> None:
     assert "ReadOnlySqlTransaction" in (result.error or "")
     with psycopg.connect(app_dsn) as check_conn:
         assert check_conn.execute("SELECT count(*) FROM profiles").fetchone()[0] == 5
+
+
+def test_reference_schema_is_idempotent_and_indexes_every_foreign_key(app_dsn: str) -> None:
+    apply_sql_file(app_dsn, REPO_ROOT / "schema" / "reference_app.sql")  # second time: no error
+    with psycopg.connect(app_dsn) as conn:
+        fks = conn.execute(
+            "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text, "
+            "c.confdeltype, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid "
+            "AND i.indkey[0] = c.conkey[1]) FROM pg_constraint c JOIN pg_attribute a "
+            "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] WHERE c.contype = 'f'"
+        ).fetchall()
+    # Every foreign key the default missing_foreign_keys check expects exists, with the delete
+    # action of the original application, and has an index led by its column.
+    actions = {f"{t}.{col} -> {ref}": act for t, col, ref, act, _ in fks}
+    expected = next(c for c in load_checks() if c.name == "missing_foreign_keys")
+    assert set(expected.params["expected"]) <= set(actions)
+    assert actions["sessions.userId -> profiles"] == "c"  # cascade
+    assert actions["user_audits.performedBy -> profiles"] == "n"  # set null
+    assert actions["dispatches.driverId -> profiles"] == "a"  # no action: manual clean-up
+    assert actions["file_uploads.userId -> profiles"] == "a"
+    assert actions["addresses.createdBy -> profiles"] == "a"
+    assert [f"{t}.{col}" for t, col, _, _, indexed in fks if not indexed] == []

@@ -48,6 +48,8 @@ BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20,
 RESET_JOB = 'job="restarted-exporter"'
 LATE_JOB = 'job="late-exporter"'
 FRESH_JOB = 'job="fresh-exporter"'
+# A job whose only failures are refused unauthorised callers (3 of 10 deletions a step).
+REFUSED_JOB = 'job="refused-exporter"'
 LATE_HISTORY = 1000
 RESET_AT_STEP = 144  # the restarted job's counter drops to 0 after this step of the last day
 FAIL_SECONDS = {"authorization": 0.08, "timeout": 10.0, "unknown": 0.2, "business_logic": 0.15}
@@ -368,6 +370,14 @@ def openmetrics(cfg: dict[str, Any]) -> str:
             add("deletion_requests", "counter", late_req, t, history + 2 * k)
             if t >= END - DAY // 2:
                 add("deletion_failures", "counter", late_fail, t, 1)
+    refused_req = f'deletion_requests_total{{{REFUSED_JOB},user_type="CLIENT"}}'
+    refused_fail = (
+        f'deletion_failures_total{{{REFUSED_JOB},user_type="CLIENT",error_type="authorization"}}'
+    )
+    for k in range(DAY // STEP + 1):
+        t = END - DAY + k * STEP
+        add("deletion_requests", "counter", refused_req, t, 10 * k)
+        add("deletion_failures", "counter", refused_fail, t, 3 * k)
     lines = []
     for family, (kind, series) in families.items():
         lines.append(f"# TYPE {family} {kind}")
@@ -446,6 +456,17 @@ def totals(steps: list[Step]) -> tuple[int, int]:
     return sum(s.total for s in steps), sum(sum(s.failures.values()) for s in steps)
 
 
+def errors(steps: list[Step], user_type: str | None = None) -> int:
+    """Failures that count as errors: refused unauthorised callers do not (config
+    errorRate.excludedErrorTypes)."""
+    return sum(
+        n
+        for s in steps
+        for (ut, et), n in s.failures.items()
+        if et != "authorization" and user_type in (None, ut)
+    )
+
+
 def all_obs(steps: list[Step], user_type: str | None = None) -> list[tuple[float, int]]:
     return [
         (sec, n)
@@ -471,7 +492,12 @@ def test_usage_patterns_figures_equal_loaded_data(prom: str, cfg: dict[str, Any]
     assert rep["totals"]["requests"] == req
     assert rep["totals"]["failures"] == fails
     assert rep["totals"]["successes"] == req - fails
-    assert rep["totals"]["error_rate"] == pytest.approx(fails / req)
+    # The rates count errors only: the week's authorization refusals are failures, not errors.
+    errs = errors(steps)
+    assert 0 < errs < fails
+    assert rep["totals"]["errors"] == errs
+    assert rep["totals"]["error_rate"] == pytest.approx(errs / req)
+    assert rep["totals"]["success_rate"] == pytest.approx(1 - errs / req)
     assert rep["per_period"]["per_day"] == pytest.approx(req / 7)
     assert rep["per_period"]["per_month"] == pytest.approx(req / 7 * 30)
 
@@ -493,6 +519,7 @@ def test_usage_patterns_figures_equal_loaded_data(prom: str, cfg: dict[str, Any]
         assert row["failures"] == sum(
             n for s in steps for (u, _), n in s.failures.items() if u == ut
         )
+        assert row["error_rate"] == pytest.approx(errors(steps, ut) / row["requests"])
         assert within(row["p95_seconds"], quantile_bounds(all_obs(steps, ut), 0.95))
     classes = defaultdict(int)
     for s in steps:
@@ -711,6 +738,11 @@ def test_trends_compare_with_previous_range(prom: str, cfg: dict[str, Any]) -> N
     first = build(prom, cfg, "trends", "7d", A_AT)
     assert first["previous"] is None
     assert first["change"]["requests"] is None
+    # Daily error rates count errors only (the troubled week's refusals are not errors).
+    for k, d in zip(range(6, -1, -1), first["daily"], strict=True):
+        day = in_window(A_AT - k * DAY, DAY)
+        assert d["failures"] == totals(day)[1] and d["errors"] == errors(day)
+        assert d["error_rate"] == pytest.approx(errors(day) / totals(day)[0])
 
 
 def test_compliance_reports_audits_orphans_and_retention(prom: str, cfg: dict[str, Any]) -> None:
@@ -832,11 +864,15 @@ def test_watch_once_exit_codes_follow_thresholds(
         monkeypatch.delenv(var, raising=False)
     last_hour = in_window(A_AT, 3600)
     req, fails = totals(last_hour)
-    assert 0.01 < fails / req < 0.05  # the data is built for these thresholds
+    errs = errors(last_hour)  # the 2 authorization refusals are failures, not errors
+    assert 0.01 < errs / req < 0.05  # the data is built for these thresholds
 
     code, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(A_AT)])
     assert code == 1 and snap["status"] == "breached"
     assert snap["deletions_1h"] == req and snap["failures_1h"] == fails
+    assert snap["errors_1h"] == errs and snap["error_rate"] == pytest.approx(errs / req)
+    assert snap["success_rate"] == pytest.approx(1 - errs / req)
+    assert snap["excluded_error_types"] == ["authorization"]
     assert snap["failures_by_class"] == {"authorization": 2, "timeout": 2, "unknown": 1}
     assert snap["timeouts_1h"] == 2 and snap["authorization_failures_1h"] == 2
     assert [b.split(" ")[0] for b in snap["breaches"]] == ["error"]
@@ -959,3 +995,41 @@ def test_watch_first_hour_on_existing_audit_log(
     tty = _Tty()
     watch.run(parse(watch, ["--once", "--prometheus", prom, "--at", str(at)]), out=tty)
     assert "monitoring began within the hour" in tty.getvalue()
+
+
+def test_refusals_of_unauthorised_callers_are_not_errors(
+    prom: str, cfg: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An hour whose only failures are authorization refusals (30 %): the authorization check
+    # breaches (security), the error rate does not; with nothing excluded it would.
+    for var in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
+        monkeypatch.delenv(var, raising=False)
+    real = Path(__file__).resolve().parents[1] / "config" / "config.libsonnet"
+
+    def use_config(excluded: str) -> None:
+        override = tmp_path / f"refused{len(excluded)}.libsonnet"
+        override.write_text(
+            f"(import {json.dumps(str(real))}) + {{ _config+:: {{ "
+            f"auditExporterSelector: {json.dumps(REFUSED_JOB)}, "
+            f"errorRate+: {{ excludedErrorTypes: {excluded} }} }} }}\n"
+        )
+        monkeypatch.setenv("DELETION_MONITOR_CONFIG", str(override))
+
+    use_config('["authorization"]')
+    code, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(B_AT)])
+    assert snap["deletions_1h"] == 120 and snap["failures_1h"] == 36
+    assert snap["authorization_failures_1h"] == 36 and snap["errors_1h"] == 0
+    assert snap["error_rate"] == 0 and snap["success_rate"] == 1
+    assert code == 1 and snap["breaches"] == ["authorization failures per hour 36 > 10"]
+    assert not any(b.startswith("error rate") for b in snap["breaches"])
+
+    use_config("[]")
+    code, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(B_AT)])
+    assert snap["errors_1h"] == 36 and snap["error_rate"] == pytest.approx(0.3)
+    assert [b.split(" ")[0] for b in snap["breaches"]] == ["error", "authorization"]
+
+    # The reports count the same way: every refusal is a failure, none is an error.
+    rep = build(prom, {**cfg, "auditExporterSelector": REFUSED_JOB}, "health", "1d", B_AT)
+    assert rep["totals"]["failures"] == 3 * (DAY // STEP)
+    assert rep["totals"]["errors"] == 0 and rep["totals"]["success_rate"] == 1
+    assert {t["target"]: t["met"] for t in rep["targets"]}["success rate"] is True

@@ -31,6 +31,8 @@ from grafanalib.core import (
     TimeSeries,
 )
 
+from deletion_monitor.report import counted_failures_matcher, excluded_error_types
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TAG = "deletion-monitoring"
 
@@ -86,6 +88,27 @@ def selector(config: Mapping[str, Any], key: str, extra: str = "") -> str:
     """`{job="..."}` from a config selector key (auditExporterSelector, appSelector, ...)."""
     matchers = [config[key]] + ([extra] if extra else [])
     return "{" + ", ".join(matchers) + "}"
+
+
+def counted_failures(config: Mapping[str, Any]) -> str:
+    """Selector of the failures an error ratio counts: every class but config
+    errorRate.excludedErrorTypes (as the recording rules). No matcher when nothing is excluded."""
+    return selector(config, "auditExporterSelector", counted_failures_matcher(dict(config)))
+
+
+def errors_note(config: Mapping[str, Any]) -> str:
+    """Sentence for the description of a success/error-rate panel: which failures are no error."""
+    excluded = excluded_error_types(dict(config))
+    if not excluded:
+        return ""
+    note = (
+        f" Failures of class {', '.join(excluded)} (config errorRate.excludedErrorTypes) are not "
+        "errors: they still count per failure class"
+    )
+    if "authorization" in excluded:
+        # A refused unauthorised caller is the endpoint working; the security alert covers it.
+        note += ", and refusals alert through DeletionAuthorizationFailuresHigh (security)"
+    return note + "."
 
 
 def runbook_url(config: Mapping[str, Any], alert: str) -> str:

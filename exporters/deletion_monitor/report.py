@@ -10,6 +10,10 @@ the start of the range instead of `increase()`, which extrapolates to the range 
 would turn 120 deletions into 120.7. Percentiles come from the histogram buckets, so they are exact
 to the bucket boundaries (`histogram_quantile` interpolates inside the bucket).
 
+Success and error rates count errors only, as the alerts do: failures of config
+errorRate.excludedErrorTypes (refusals of unauthorised callers) count as failures and per class,
+but not as errors.
+
 optimization_recommendations come from RULES, a table of (condition over measured figures ->
 text); docs/reports.md lists the same table. No recommendation is ever emitted without its rule's
 condition holding on the data in the report.
@@ -22,6 +26,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +83,30 @@ def selector(metric: str, sel: str, extra: str = "") -> str:
     """`metric{sel,extra}` with empty parts dropped."""
     inner = ",".join(p for p in (sel, extra) if p)
     return f"{metric}{{{inner}}}"
+
+
+def excluded_error_types(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """Failure classes the error rate leaves out (config errorRate.excludedErrorTypes).
+
+    Refusals of unauthorised callers are the endpoint working as intended: they are counted
+    per class and alerted on by DeletionAuthorizationFailuresHigh, but they are not errors of the
+    availability SLI (the recording rules leave out the same classes).
+    """
+    names = tuple(cfg["errorRate"].get("excludedErrorTypes", ()))
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ConfigError(
+                f"errorRate.excludedErrorTypes: error_type names (a-z, 0-9, _), got {name!r}"
+            )
+    return names
+
+
+def counted_failures_matcher(cfg: dict[str, Any]) -> str:
+    """The label matcher of failures that count as errors: `error_type!~"a|b"`, or "" (no
+    matcher at all) when nothing is excluded: `error_type!~""` would drop series without the
+    label instead of nothing."""
+    names = excluded_error_types(cfg)
+    return f'error_type!~"{"|".join(names)}"' if names else ""
 
 
 def exact_increase(series: str, window: str) -> str:
@@ -208,6 +237,15 @@ class Source:
     def fail(self, extra: str = "") -> str:
         return selector("deletion_failures_total", self.audit, extra)
 
+    def errors(self) -> str:
+        """Failures that count as errors (every class but errorRate.excludedErrorTypes)."""
+        return self.fail(counted_failures_matcher(self.cfg))
+
+    @property
+    def excludes(self) -> bool:
+        """True when some failure class is left out of the error rate."""
+        return bool(excluded_error_types(self.cfg))
+
     def value(self, expr: str, at: float | None = None) -> float | None:
         return _num(self.client.query_value(expr, self.at if at is None else at))
 
@@ -284,17 +322,25 @@ def _volume(src: Source, window: str, at: float | None = None) -> dict[str, Any]
         return {
             "requests": None,
             "failures": None,
+            "errors": None,
             "successes": None,
             "success_rate": None,
             "error_rate": None,
         }
+    # failures: every failed deletion; errors: those the availability SLI counts (refusals of
+    # unauthorised callers excluded, config errorRate.excludedErrorTypes). The rates are over
+    # errors, as in the recording rules and alerts.
     failures = min(_count(src.total(src.fail(), window, at)) or 0, requests)
+    errors = failures
+    if src.excludes:
+        errors = min(_count(src.total(src.errors(), window, at)) or 0, failures)
     return {
         "requests": requests,
         "failures": failures,
+        "errors": errors,
         "successes": requests - failures,
-        "success_rate": _ratio(requests - failures, requests),
-        "error_rate": _ratio(failures, requests),
+        "success_rate": _ratio(requests - errors, requests),
+        "error_rate": _ratio(errors, requests),
     }
 
 
@@ -348,17 +394,20 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
 
     req_by_type = src.total_by(src.req(), window, "user_type")
     fail_by_type = src.total_by(src.fail(), window, "user_type")
+    err_by_type = src.total_by(src.errors(), window, "user_type") if src.excludes else fail_by_type
     p95_by_type = src.quantile_by(0.95, "deletion_duration_seconds", "user_type", window)
     user_types = []
     for ut in sorted(req_by_type):
         n = _count(req_by_type[ut]) or 0
         f = min(_count(fail_by_type.get(ut)) or 0, n)
+        e = min(_count(err_by_type.get(ut)) or 0, f)
         user_types.append(
             {
                 "user_type": ut,
                 "requests": n,
                 "failures": f,
-                "error_rate": _ratio(f, n),
+                "errors": e,
+                "error_rate": _ratio(e, n),
                 "p95_seconds": p95_by_type.get(ut),
             }
         )
@@ -522,6 +571,8 @@ def trends(src: Source, window: str) -> dict[str, Any]:
     one_day = {
         "requests": f"sum({src.inc(src.req(), '1d', span=window)})",
         "failures": f"sum({src.inc(src.fail(), '1d', span=window)})",
+        # Counted failures only (the error rate); the same series when nothing is excluded.
+        "errors": f"sum({src.inc(src.errors(), '1d', span=window)})",
         "p95_seconds": "histogram_quantile(0.95, sum by (le) ("
         + src.inc(selector("deletion_duration_seconds_bucket", src.audit), "1d", span=window)
         + "))",
@@ -531,18 +582,23 @@ def trends(src: Source, window: str) -> dict[str, Any]:
         + src.inc(selector("deletion_duration_seconds_count", src.audit), "1d", span=window)
         + ")",
     }
+    if not src.excludes:
+        del one_day["errors"]
     columns = {k: src.daily(expr, days) for k, expr in one_day.items()}
+    columns.setdefault("errors", columns["failures"])
     daily = []
     for i in range(days):
         t = columns["requests"][i][0]
         req = _count(columns["requests"][i][1])
         fails = _count(columns["failures"][i][1])
+        errs = _count(columns["errors"][i][1])
         daily.append(
             {
                 "day_end": _iso(t),
                 "requests": req,
                 "failures": fails if req is not None else None,
-                "error_rate": _ratio(fails or 0, req) if req is not None else None,
+                "errors": errs if req is not None else None,
+                "error_rate": _ratio(errs or 0, req) if req is not None else None,
                 "p95_seconds": columns["p95_seconds"][i][1],
                 "average_seconds": columns["average_seconds"][i][1],
             }
@@ -670,6 +726,15 @@ def _share(f: dict[str, Any], error_type: str) -> float:
     return 0.0
 
 
+def _top_error_class(f: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """The most common failure class that counts as an error (excluded classes skipped)."""
+    excluded = excluded_error_types(cfg)
+    for row in f.get("failure_classes", []):
+        if row["error_type"] not in excluded:
+            return row["error_type"]
+    return "n/a"
+
+
 def _class_count(f: dict[str, Any], error_type: str) -> int:
     for row in f.get("failure_classes", []):
         if row["error_type"] == error_type:
@@ -791,7 +856,7 @@ RULES: tuple[Rule, ...] = (
         lambda f, c: (
             f"Reduce the overall failure rate: {f['totals']['error_rate']:.2%} of deletions "
             f"failed (target < {1 - c['slo']['target']:.2%}); most common class: "
-            f"{(f['failure_classes'] or [{'error_type': 'n/a'}])[0]['error_type']}"
+            f"{_top_error_class(f, c)}"
         ),
     ),
     Rule(

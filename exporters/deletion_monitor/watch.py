@@ -8,7 +8,9 @@ RESPONSE_TIME_THRESHOLD override them, as do the flags). On a terminal it redraw
 (cron, CI) it prints one JSON line per interval. An unreachable Prometheus is shown and retried.
 
 Exit codes with --once: 0 all within thresholds, 1 a threshold is breached, 2 could not query.
-Queries read the exporters' raw series, so no recording rule needs to be loaded.
+Queries read the exporters' raw series, so no recording rule needs to be loaded. The error
+and success rates count errors only, as the alerts do: refusals of unauthorised callers (config
+errorRate.excludedErrorTypes) are shown under their class and the authorization check instead.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from deletion_monitor.promapi import (
     PrometheusError,
     format_duration,
 )
-from deletion_monitor.report import Source, parse_time, selector
+from deletion_monitor.report import Source, excluded_error_types, parse_time, selector
 
 HELP = "Live console of deletion health from Prometheus (the spec's monitor:immediate)."
 WINDOW_SECONDS = 3600  # "deletions in the last hour" and every per-hour figure below
@@ -143,6 +145,10 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
 
     requests = src.total(src.req(), w)
     failures = src.total(src.fail(), w)
+    # Errors: the failures the availability SLI counts. Refusals of unauthorised callers
+    # (config errorRate.excludedErrorTypes) are not errors; they show under their own class and
+    # the authorization-failures check instead.
+    errors = src.total(src.errors(), w) if src.excludes else failures
     by_class = {k: round(v) for k, v in src.total_by(src.fail(), w, "error_type").items() if v > 0}
     metric = "deletion_duration_seconds"
     avg = src.average(metric, w)
@@ -168,11 +174,13 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
     )
     n = None if requests is None else round(requests)
     f = 0 if failures is None else round(failures)
+    e = 0 if errors is None else min(round(errors), f)
     return {
         "deletions_1h": n,
         "failures_1h": f if n is not None else None,
-        "success_rate": (n - f) / n if n else None,
-        "error_rate": f / n if n else None,
+        "errors_1h": e if n is not None else None,
+        "success_rate": (n - e) / n if n else None,
+        "error_rate": e / n if n else None,
         "failures_by_class": dict(sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))),
         "timeouts_1h": by_class.get("timeout", 0),
         "authorization_failures_1h": by_class.get("authorization", 0),
@@ -240,7 +248,13 @@ def snapshot(
     except PrometheusError as exc:
         return {**base, "status": UNREACHABLE, "error": str(exc)}
     found = breaches(snap, thr)
-    return {**base, "status": BREACHED if found else OK, "breaches": found, **snap}
+    return {
+        **base,
+        "status": BREACHED if found else OK,
+        "breaches": found,
+        "excluded_error_types": list(excluded_error_types(cfg)),
+        **snap,
+    }
 
 
 def _colour(value: float | None, warn: float, info: float | None = None) -> str:
@@ -285,6 +299,9 @@ def frame(snap: dict[str, Any], thr: dict[str, float], interval: float | None) -
 
     row("deletions", "deletions_1h")
     row("failed", "failures_1h")
+    excluded = snap.get("excluded_error_types") or []
+    if excluded:
+        row(f"errors (excl. {', '.join(excluded)})", "errors_1h")
     row("success rate", "success_rate")
     row("error rate", "error_rate", thr["error_rate"], thr["error_rate_info"])
     row("average latency", "average_seconds")
@@ -332,6 +349,7 @@ def run(
     try:
         cfg = load_config()
         thr = thresholds(args, cfg)
+        excluded_error_types(cfg)  # a bad errorRate.excludedErrorTypes is exit 2, not a crash
         interval = args.interval
         if interval is None:
             env_interval = _env_float("CHECK_INTERVAL")
