@@ -326,9 +326,6 @@ def test_database_outage_serves_last_values_and_catches_up(
         for key, value in before.items():
             if key[0].startswith("deletion_") and not key[0].startswith("deletion_audit"):
                 assert down[key] == value, key
-        start = time.monotonic()
-        scrape(port)
-        assert time.monotonic() - start < 2
     finally:
         pg_cluster.start()
     workload.insert_rows(audit_dsn, 250, seed=8)

@@ -239,6 +239,10 @@ def seed_violations(dsn: str) -> dict[str, Any]:
         _audit(cur, "failure", _uid(), performed_by=None, error_type="database")
         _audit(cur, "failure", _uid(), target_type=None, error_type="timeout")
         _audit(cur, "failure", _uid(), error_type=None)
+        # Legitimate refusals that lack fields: not violations.
+        _audit(cur, "failure", _uid(), performed_by=None, error_type="authorization")
+        _audit(cur, "failure", _uid(), target_type=None, error_type="authorization")
+        _audit(cur, "failure", _uid(), target_type=None, error_type="not_found")
         _audit(cur, "failure", None, error_type="unknown", age="40 days")  # outside the window
         _audit(cur, "success", "not-a-uuid")  # never sampled: not a user id
 
