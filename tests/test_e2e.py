@@ -209,6 +209,10 @@ def test_authorization_attack_reaches_security_channel(stack: Stack) -> None:
         )
         note = _notified(stack, "slack-security", "DeletionAuthorizationFailuresHigh", t0)[0]
         assert note.payload.get("channel") == "#security-alerts"
+        # Refusals are not errors (config errorRate.excludedErrorTypes): the attack is the
+        # security channel's, it must not page on-call through the error rate.
+        assert not _firing(stack, "DeletionErrorRateHigh")
+        assert not _notified(stack, "pagerduty-oncall", "DeletionErrorRateHigh", t0)
     finally:
         stack.clear("auth-attack")
     # The endpoint itself refused every attack: no forged call deleted anything.

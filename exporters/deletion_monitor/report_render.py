@@ -68,6 +68,7 @@ def _totals(report: dict[str, Any]) -> Section:
         [
             ["deletions", num(t["requests"])],
             ["failed", num(t["failures"])],
+            ["errors (the rates' basis; refusals excluded)", num(t["errors"])],
             ["succeeded", num(t["successes"])],
             ["success rate", pct(t["success_rate"])],
             ["error rate", pct(t["error_rate"])],
