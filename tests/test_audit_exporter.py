@@ -19,7 +19,12 @@ import pytest
 
 from deletion_monitor import workload
 from deletion_monitor.audit_exporter import AuditExporter, ExporterConfig, scrape_values
-from deletion_monitor.audit_state import CASCADE_BUCKETS, DEFAULT_DURATION_BUCKETS
+from deletion_monitor.audit_state import (
+    CASCADE_BUCKETS,
+    DEFAULT_DURATION_BUCKETS,
+    ERROR_TYPES,
+    USER_TYPES,
+)
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -393,3 +398,15 @@ def test_permissive_table_null_duration_counted_invalid(pg_dsn: str, run_exporte
     values = wait_for(port, ingested(2))
     assert values[k("deletion_audit_invalid_rows_total", reason="null_duration")] == 1
     assert_exact(values, truth(pg_dsn, table="legacy.audit"))
+
+
+def test_every_failure_series_exists_before_the_first_failure(
+    audit_dsn: str, run_exporter: Callable[..., tuple[AuditExporter, int]]
+) -> None:
+    """rate()/increase() need a sample before the first failure, or that failure is lost."""
+    workload.insert_rows(audit_dsn, 20, seed=1, error_rate=0.0)
+    _, port = run_exporter(audit_dsn)
+    values = wait_for(port, lambda v: v.get(k("deletion_audit_rows_ingested_total")) == 20)
+    for ut in USER_TYPES:
+        for et in ERROR_TYPES:
+            assert values[k("deletion_failures_total", user_type=ut, error_type=et)] == 0

@@ -18,6 +18,7 @@ from deletion_monitor import workload
 from deletion_monitor.audit_exporter import scrape_values
 from deletion_monitor.services import ManagedProcess, free_port
 
+REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "deletion_monitor", "audit-exporter"]
 PASSWORD = "s3cr3t-Pa55"
 # Series that belong to one process (they legitimately differ after a restart).
@@ -120,9 +121,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
     assert PASSWORD not in result.stderr + result.stdout
 
 
-def test_wrong_dsn_exits_2_without_leaking_the_password() -> None:
-    dead = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{free_port()}/nope"
-    assert_one_line_error(run_cli("--dsn", dead), "--dsn", "cannot connect")
+def test_wrong_dsn_exits_2_without_leaking_the_password(pg_cluster) -> None:
+    # The server answers but rejects the DSN: retrying cannot help, so fail at once.
+    no_db = with_password(pg_cluster.dsn("no_such_database"))
+    assert_one_line_error(run_cli("--dsn", no_db), "--dsn", "cannot connect", "no_such_database")
+    no_host = f"postgresql://postgres:{PASSWORD}@no-such-host.invalid:5432/app"
+    assert_one_line_error(run_cli("--dsn", no_host), "--dsn", "cannot connect")
+    # --check-only never waits for a database that does not answer.
+    dead = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{free_port()}/app"
+    assert_one_line_error(run_cli("--dsn", dead, "--check-only"), "--dsn", "cannot connect")
     assert_one_line_error(run_cli("--dsn", f"host=127.0.0.1 password={PASSWORD} port=x"), "--dsn")
     assert_one_line_error(run_cli(), "DATABASE_URL")
 
@@ -152,3 +159,38 @@ def test_missing_table_or_column_exits_2(audit_dsn: str) -> None:
 )
 def test_bad_flags_exit_2(args: list[str], word: str) -> None:
     assert_one_line_error(run_cli("--dsn", "postgresql://x@127.0.0.1:1/x", *args), word)
+
+
+def test_database_down_at_start_up_is_an_outage_not_a_crash(tmp_path: Path) -> None:
+    """Started while PostgreSQL is down, the exporter serves up=0, then catches up exactly."""
+    from deletion_monitor.pgcluster import PgCluster, apply_sql_file
+
+    cluster = PgCluster()
+    cluster.init()  # the port is chosen, nothing listens on it yet
+    dsn = with_password(cluster.dsn())
+    proc, port = start(dsn, tmp_path, "down-at-start")
+    try:
+        deadline = time.monotonic() + 20
+        values: dict[Key, float] = {}
+        while time.monotonic() < deadline and not values.get(k("deletion_audit_poll_errors_total")):
+            assert proc.alive(), proc.log_tail()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    values = dict(scrape_values(r.read().decode()))
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert values.get(k("deletion_audit_up")) == 0, values
+        assert values[k("deletion_audit_poll_errors_total")] >= 1
+        assert k("deletion_requests_total", user_type="CLIENT") not in values  # nothing invented
+
+        cluster.start()
+        apply_sql_file(cluster.dsn(), REPO / "schema" / "deletion_audit.sql")
+        workload.insert_rows(cluster.dsn(), 40, seed=3)
+        values = scrape_when_loaded(proc, port, 40)
+        assert values[k("deletion_audit_up")] == 1
+        assert_exact(values, truth(cluster.dsn()))
+        assert PASSWORD not in proc.log_tail(200)
+    finally:
+        proc.stop()
+        cluster.destroy()

@@ -45,6 +45,7 @@ from deletion_monitor.audit_state import (
     Delta,
 )
 from deletion_monitor.log import setup_logging
+from deletion_monitor.pgerrors import is_unreachable
 from deletion_monitor.redaction import redact
 
 HELP = "Serve the deletion audit log (deletion_audit table) as Prometheus metrics."
@@ -639,19 +640,30 @@ def run(args: argparse.Namespace) -> int:
         max_tables=args.max_tables,
         duration_buckets=_duration_buckets(),
     )
+    unreachable: str | None = None
     try:
         table_identifier(cfg.table)
         try:
             with connect(cfg) as conn:
                 warnings = check_table(conn, cfg.table)
         except psycopg.Error as exc:
-            raise SetupError(f"--dsn: cannot connect: {safe_error(exc, dsn)}") from None
+            # A server that is down or restarting is an outage, not a wrong config: serve up=0
+            # and catch up when it is back. --check-only, and a server that answers but rejects
+            # the DSN (password, database name, unresolvable host), fail at once.
+            if args.check_only or not is_unreachable(exc):
+                raise SetupError(f"--dsn: cannot connect: {safe_error(exc, dsn)}") from None
+            unreachable, warnings = safe_error(exc, dsn), []
     except SetupError as exc:
         return _fail(str(exc))
     if args.check_only:
         return 0
 
     setup_logging(args.log_level)
+    if unreachable is not None:
+        log.warning(
+            "database unreachable at start-up; serving deletion_audit_up 0 and retrying",
+            extra={"error": unreachable},
+        )
     for warning in warnings:
         log.warning(warning)
     exporter = AuditExporter(cfg)

@@ -327,7 +327,12 @@ class AuditCollector:
             "Failed deletion calls by deleted user's type and error class.",
             labels=["user_type", "error_type"],
         )
-        for (ut, et), n in sorted(s.failures.items()):
+        # Every known (user_type, error_type) pair is published from 0: a series born at its
+        # first failure would hide that failure from rate()/increase() (no earlier sample), so
+        # the first timeouts of the hour would not count towards "> 5 per hour".
+        failures = {(ut, et): 0.0 for ut in USER_TYPES for et in ERROR_TYPES}
+        failures.update(s.failures)
+        for (ut, et), n in sorted(failures.items()):
             fam.add_metric([ut, et], n, created=created)
         yield fam
 
