@@ -14,6 +14,7 @@ everything it started. Scenarios: see deletion_monitor.demo_load.SCENARIOS and d
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from deletion_monitor.config import ConfigError
+from deletion_monitor import watch
+from deletion_monitor.config import ConfigError, load_config
 from deletion_monitor.demo_load import SCENARIOS
+from deletion_monitor.promapi import PrometheusClient
 from deletion_monitor.stack import Stack, StackError, StackOptions, remove_workdir
 
 
@@ -114,6 +117,20 @@ def summary(stack: Stack, since: float, tty: bool) -> str:
     return "\n".join(lines)
 
 
+def console(stack: Stack, time_compression: float, tty: bool) -> str:
+    """The `deletion-monitor watch` frame for this stack: deletions, error rate, p95, alerts.
+
+    The same figures an operator gets from `deletion-monitor watch --prometheus URL`, with the
+    stack's time compression so that "the last hour" is the compressed hour the rules see.
+    """
+    cfg = load_config(env={"TIME_COMPRESSION": str(time_compression)})
+    thr = watch.thresholds(
+        argparse.Namespace(error_rate_threshold=None, response_time_threshold=None), cfg
+    )
+    snap = watch.snapshot(PrometheusClient(stack.url("prometheus"), timeout=10), cfg, thr, None)
+    return watch.frame(snap, thr, None) if tty else json.dumps(snap, sort_keys=True)
+
+
 def urls(stack: Stack) -> str:
     return "\n".join(
         [
@@ -194,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(text, flush=True)
             time.sleep(2 if tty else 5)
         print(summary(stack, began, False), flush=True)
+        print("\n" + console(stack, args.time_compression, tty), flush=True)
     except KeyboardInterrupt:
         print("\ndemo: stopping …", flush=True)
     finally:
