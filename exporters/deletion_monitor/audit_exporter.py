@@ -44,6 +44,7 @@ from deletion_monitor.audit_state import (
     AuditStateStore,
     Delta,
 )
+from deletion_monitor.cliargs import add_log_level, listen_address
 from deletion_monitor.log import setup_logging
 from deletion_monitor.pgerrors import is_unreachable
 from deletion_monitor.redaction import redact
@@ -528,13 +529,6 @@ class AuditExporter:
 
 
 # --- CLI -------------------------------------------------------------------------------------
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -563,7 +557,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--listen",
-        type=_listen,
+        type=listen_address,
         default=DEFAULT_LISTEN,
         help=f"HOST:PORT to serve /metrics on (default {DEFAULT_LISTEN})",
     )
@@ -597,9 +591,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=50,
         help="distinct table label values before table='other' (default 50)",
     )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
+    add_log_level(parser)
     parser.add_argument(
         "--check-only",
         action="store_true",

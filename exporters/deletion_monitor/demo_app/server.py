@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from deletion_monitor import __version__
+from deletion_monitor.cliargs import add_log_level, listen_address
 from deletion_monitor.demo_app.faults import Faults
 from deletion_monitor.demo_app.service import PROBE_USER_ID, DeletionService
 from deletion_monitor.log import setup_logging
@@ -221,7 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT")
+    parser.add_argument(
+        "--listen", type=listen_address, default="127.0.0.1:8080", help="[HOST]:PORT"
+    )
     parser.add_argument(
         "--dsn",
         default=os.environ.get("DATABASE_URL", ""),
@@ -263,20 +266,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=PROBE_USER_ID,
         help="reserved id of the synthetic auth probe, not audited (empty = audit everything)",
     )
-    parser.add_argument("--log-level", default="info")
-
-
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--listen: expected HOST:PORT, got {value!r}")
-    return host or "127.0.0.1", int(port)
+    add_log_level(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
-        host, port = _listen(args.listen)
+        host, port = args.listen
         if not args.dsn:
             raise ValueError("--dsn: required (or set DATABASE_URL)")
         if not args.token_secret:

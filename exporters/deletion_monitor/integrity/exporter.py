@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from psycopg.conninfo import conninfo_to_dict
 
 from deletion_monitor import __version__
+from deletion_monitor.cliargs import add_log_level, listen_address
 from deletion_monitor.integrity.checks import DEFAULT_CHECKS_PATH, CheckConfigError, load_checks
 from deletion_monitor.integrity.collector import IntegrityCollector
 from deletion_monitor.integrity.scheduler import Scheduler
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--listen",
+        type=listen_address,
         default=DEFAULT_LISTEN,
         help=f"[host]:port for /metrics (default {DEFAULT_LISTEN})",
     )
@@ -52,17 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=15.0,
         help="seconds between database reachability probes (default 15)",
     )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """':9818' -> ('0.0.0.0', 9818); '127.0.0.1:9818' -> ('127.0.0.1', 9818)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--listen: expected [host]:port, got {value!r}")
-    return (host.strip("[]") or "0.0.0.0"), int(port)
+    add_log_level(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,11 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.health_interval <= 0:
         print("integrity-exporter: --health-interval: must be > 0", file=sys.stderr)
         return 2
-    try:
-        host, port = parse_listen(args.listen)
-    except ValueError as exc:
-        print(f"integrity-exporter: {exc}", file=sys.stderr)
-        return 2
+    host, port = args.listen
 
     scheduler = Scheduler(args.dsn, checks, health_interval=args.health_interval)
     registry = CollectorRegistry(auto_describe=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from deletion_monitor.cliargs import add_log_level
 from deletion_monitor.config import ConfigError, load_config
 from deletion_monitor.integrity.checks import (
     CATEGORIES,
@@ -52,9 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="CRITICAL at this many issues or more (default: config report.criticalIssues)",
     )
-    parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
-    )
+    add_log_level(parser, default="warning")
 
 
 def severity_level(total: int, warning_issues: int, critical_issues: int) -> str:
