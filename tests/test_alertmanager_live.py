@@ -268,8 +268,15 @@ def alert(
     alertname: str,
     severity: str | None,
     resolved: bool = False,
+    started: timedelta = timedelta(minutes=1),
     **labels: str,
 ) -> dict[str, Any]:
+    """An alert as Prometheus posts it, active since `started` ago.
+
+    Alertmanager flushes a new group at once when its first alert started more than group_wait
+    ago (the default here, for fast tests); pass started=timedelta(0) to get the group_wait that
+    lets several alerts of one post land in one notification.
+    """
     now = datetime.now(UTC)
     all_labels = {"alertname": alertname, "service": service, "source": "audit"}
     all_labels.setdefault("category", "availability")
@@ -284,7 +291,7 @@ def alert(
             "runbook_url": RUNBOOK.format(alertname),
             "dashboard_url": DASHBOARD,
         },
-        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        "startsAt": (now - started).isoformat(),
         # Like Prometheus: firing alerts carry an endsAt in the near future, resolved ones now.
         "endsAt": (now if resolved else now + timedelta(hours=1)).isoformat(),
     }
@@ -376,10 +383,13 @@ def test_alerts_of_one_group_arrive_in_one_message(
 ) -> None:
     http, _ = sinks
     # Two series of one alert (grouped by alertname+service) and one other alert, in one post.
+    # Started now, so the group waits its group_wait for the second series instead of flushing
+    # on the first (which is what an alert that started earlier triggers).
+    fresh = timedelta(0)
     am.post(
-        alert(service, "DeletionLatencyP95High", "warning", user_type="VENDOR"),
-        alert(service, "DeletionLatencyP95High", "warning", user_type="CLIENT"),
-        alert(service, "DeletionDbPoolSaturated", "warning", source="app"),
+        alert(service, "DeletionLatencyP95High", "warning", started=fresh, user_type="VENDOR"),
+        alert(service, "DeletionLatencyP95High", "warning", started=fresh, user_type="CLIENT"),
+        alert(service, "DeletionDbPoolSaturated", "warning", started=fresh, source="app"),
     )
     latency = wait_for(
         lambda: http.select("/slack", "DeletionLatencyP95High · warning · " + service),
@@ -403,7 +413,12 @@ def test_critical_inhibits_warning_and_info_of_the_same_alert(
     warn = alert(service, "DeletionErrorRateHigh", "warning")
     info = alert(service, "DeletionErrorRateHigh", "info")
     other = alert(service, "DeletionTimeoutsHigh", "warning")  # another alert: not inhibited
-    am.post(crit, warn, info, other)
+    # The critical first: posted in one batch, a group whose alert started long ago flushes at
+    # once and could race the inhibitor's view of the critical (Prometheus' next resend would
+    # catch up; a test must not depend on that race).
+    am.post(crit)
+    wait_for(lambda: "DeletionErrorRateHigh/critical" in am.alerts(service), what="the critical")
+    am.post(warn, info, other)
 
     wait_for(lambda: http.select("/slack", "DeletionTimeoutsHigh"), what="the other warning")
     wait_for(lambda: http.select("/pagerduty", service), what="the critical page")
@@ -430,9 +445,19 @@ def test_exporter_or_database_down_silences_its_symptoms_not_itself(
     am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str
 ) -> None:
     http, _ = sinks
+    # Causes first, symptoms once Alertmanager holds the causes (see the inhibition test).
     am.post(
         alert(service, "DeletionAuditExporterDown", "critical", category="meta"),
         alert(service, "DeletionAuditDatabaseDown", "critical", category="meta"),
+    )
+    wait_for(
+        lambda: (
+            {"DeletionAuditExporterDown/critical", "DeletionAuditDatabaseDown/critical"}
+            <= set(am.alerts(service))
+        ),
+        what="the causes",
+    )
+    am.post(
         alert(service, "DeletionAuditDataStale", "warning", category="meta"),
         alert(service, "DeletionErrorRateHigh", "critical"),
         alert(service, "DeletionIntegrityChecksStale", "warning", source="integrity"),
@@ -595,9 +620,13 @@ def test_info_goes_to_the_email_digest(
     am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str
 ) -> None:
     http, smtp = sinks
+    # Started now: the digest group waits its group_wait for both (see the grouping test).
+    fresh = timedelta(0)
     am.post(
-        alert(service, "DeletionLatencyAnomaly", "info", category="anomaly"),
-        alert(service, "DeletionAppMemoryAboveBaseline", "info", category="resources"),
+        alert(service, "DeletionLatencyAnomaly", "info", started=fresh, category="anomaly"),
+        alert(
+            service, "DeletionAppMemoryAboveBaseline", "info", started=fresh, category="resources"
+        ),
     )
     mails = wait_for(lambda: smtp.select(service), what="the digest email")
     mail = mails[0]
