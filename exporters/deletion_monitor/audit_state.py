@@ -272,6 +272,21 @@ def _bucket_index(bounds: Sequence[float], value: float) -> int:
     return len(bounds)
 
 
+def _counter_by(
+    name: str,
+    doc: str,
+    label: str,
+    keys: Iterable[str],
+    counts: Mapping[str, float],
+    created: float | None,
+) -> CounterMetricFamily:
+    """One counter per value of a bounded label, every known value published (from 0)."""
+    fam = CounterMetricFamily(name, doc, labels=[label])
+    for key in keys:
+        fam.add_metric([key], counts.get(key, 0), created=created)
+    return fam
+
+
 def _histogram(
     name: str,
     doc: str,
@@ -370,30 +385,30 @@ class AuditCollector:
             CASCADE_BUCKETS,
             created,
         )
-        fam = CounterMetricFamily(
+        yield _counter_by(
             "deletion_requests_by_hour",
             "Deletion calls by UTC hour of occurred_at (usage pattern).",
-            labels=["hour"],
+            "hour",
+            (f"{hour:02d}" for hour in range(24)),
+            s.by_hour,
+            created,
         )
-        for hour in range(24):
-            fam.add_metric([f"{hour:02d}"], s.by_hour.get(f"{hour:02d}", 0), created=created)
-        yield fam
-        fam = CounterMetricFamily(
+        yield _counter_by(
             "deletion_requests_by_weekday",
             "Deletion calls by UTC weekday of occurred_at (usage pattern).",
-            labels=["weekday"],
+            "weekday",
+            WEEKDAYS,
+            s.by_weekday,
+            created,
         )
-        for day in WEEKDAYS:
-            fam.add_metric([day], s.by_weekday.get(day, 0), created=created)
-        yield fam
-        fam = CounterMetricFamily(
+        yield _counter_by(
             "deletion_forbidden_successes",
             "Successful deletions the business rules forbid (self-deletion, SUPER_ADMIN target).",
-            labels=["kind"],
+            "kind",
+            FORBIDDEN_KINDS,
+            s.forbidden,
+            created,
         )
-        for kind in FORBIDDEN_KINDS:
-            fam.add_metric([kind], s.forbidden.get(kind, 0), created=created)
-        yield fam
 
         recent = sorted(s.app_versions.items(), key=lambda kv: (kv[1], kv[0]))[
             -s.max_app_versions :
@@ -441,14 +456,14 @@ class AuditCollector:
             )
             fam.add_metric([], s.ingested, created=rows_created)
             yield fam
-            fam = CounterMetricFamily(
+            yield _counter_by(
                 "deletion_audit_invalid_rows",
                 "Malformed audit rows skipped, by reason.",
-                labels=["reason"],
+                "reason",
+                INVALID_REASONS,
+                s.invalid,
+                rows_created,
             )
-            for reason in INVALID_REASONS:
-                fam.add_metric([reason], s.invalid.get(reason, 0), created=rows_created)
-            yield fam
         fam = CounterMetricFamily(
             "deletion_audit_poll_errors",
             "Database polls (or connection attempts) that failed since the exporter started.",
