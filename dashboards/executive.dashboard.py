@@ -15,15 +15,7 @@ from deletion_monitor.dashboards_lib import CRITICAL, WARNING, Layout
 
 SEVERITY_COLOURS = {"critical": CRITICAL, "warning": WARNING, "info": lib.INFO}
 
-YES_NO = [
-    {
-        "type": "value",
-        "options": {
-            "0": {"text": "NO", "color": CRITICAL, "index": 0},
-            "1": {"text": "yes", "color": "green", "index": 1},
-        },
-    }
-]
+YES_NO = lib.binary_mappings("NO", "yes")
 
 
 def build(config: Mapping[str, Any]) -> Dashboard:

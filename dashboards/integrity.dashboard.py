@@ -13,15 +13,7 @@ from grafanalib.core import Dashboard
 from deletion_monitor import dashboards_lib as lib
 from deletion_monitor.dashboards_lib import CRITICAL, INFO, WARNING, Layout
 
-UP_MAPPINGS = [
-    {
-        "type": "value",
-        "options": {
-            "0": {"text": "down", "color": CRITICAL, "index": 0},
-            "1": {"text": "up", "color": "green", "index": 1},
-        },
-    }
-]
+UP_MAPPINGS = lib.binary_mappings("down", "up")
 
 
 def build(config: Mapping[str, Any]) -> Dashboard:

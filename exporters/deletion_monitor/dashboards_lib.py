@@ -242,6 +242,19 @@ def _common(title: str, description: str, tgts: list[Target], links: Iterable[Da
     }
 
 
+def binary_mappings(zero: str, one: str) -> list[dict[str, Any]]:
+    """Grafana value mappings for a 0/1 gauge: 0 shown red as `zero`, 1 green as `one`."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                "0": {"text": zero, "color": CRITICAL, "index": 0},
+                "1": {"text": one, "color": "green", "index": 1},
+            },
+        }
+    ]
+
+
 def stat(
     title: str,
     description: str,
