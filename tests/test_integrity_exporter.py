@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -195,6 +196,23 @@ def test_database_outage_is_survived(tmp_path: Path) -> None:
         cluster.destroy()
 
 
+# A fast orphan check (0.5 s interval) for the exporter-as-a-process tests.
+ORPHAN_CHECK: dict[str, Any] = {
+    "name": "orphaned_sessions",
+    "category": "foreign_key",
+    "severity": "critical",
+    "sql": ORPHAN_SQL,
+    "interval": 0.5,
+    "timeout": 0.5,
+}
+
+
+def _checks_file(tmp_path: Path, *checks: dict[str, Any]) -> Path:
+    path = tmp_path / "checks.yml"
+    path.write_text(yaml.safe_dump({"checks": list(checks)}))
+    return path
+
+
 def _exporter(dsn: str, checks_file: Path, port: int, log: Path) -> ManagedProcess:
     return ManagedProcess(
         [
@@ -238,33 +256,20 @@ def test_exporter_http_matches_database_truth_and_hides_the_password(
     with psycopg.connect(app_dsn, autocommit=True) as conn:
         truth = conn.execute(ORPHAN_SQL).fetchone()[0]
         orphan_user = conn.execute('SELECT "userId"::text FROM sessions LIMIT 1').fetchone()[0]
-    checks_file = tmp_path / "checks.yml"
-    checks_file.write_text(
-        yaml.safe_dump(
-            {
-                "checks": [
-                    {
-                        "name": "orphaned_sessions",
-                        "category": "foreign_key",
-                        "severity": "critical",
-                        "sql": ORPHAN_SQL,
-                        "interval": 0.5,
-                        "timeout": 0.5,
-                    },
-                    {
-                        "name": "deletion_completeness_audit",
-                        "category": "cascade",
-                        "severity": "critical",
-                        "kind": "completeness",
-                        "interval": 0.5,
-                        "timeout": 0.5,
-                        "sql": "SELECT target_user_id, ARRAY['sessions'] FROM deletion_audit "
-                        "WHERE outcome = %(outcome)s",
-                        "params": {"outcome": "success"},
-                    },
-                ]
-            }
-        )
+    checks_file = _checks_file(
+        tmp_path,
+        ORPHAN_CHECK,
+        {
+            "name": "deletion_completeness_audit",
+            "category": "cascade",
+            "severity": "critical",
+            "kind": "completeness",
+            "interval": 0.5,
+            "timeout": 0.5,
+            "sql": "SELECT target_user_id, ARRAY['sessions'] FROM deletion_audit "
+            "WHERE outcome = %(outcome)s",
+            "params": {"outcome": "success"},
+        },
     )
     with psycopg.connect(app_dsn, autocommit=True) as conn:
         for _ in range(2):
@@ -326,23 +331,7 @@ def test_exporter_http_matches_database_truth_and_hides_the_password(
 def test_exporter_starts_with_database_down_and_reports_it(tmp_path: Path) -> None:
     secret = "An0therSecret"
     dsn = f"postgresql://postgres:{secret}@127.0.0.1:{free_port()}/app"
-    checks_file = tmp_path / "checks.yml"
-    checks_file.write_text(
-        yaml.safe_dump(
-            {
-                "checks": [
-                    {
-                        "name": "orphaned_sessions",
-                        "category": "foreign_key",
-                        "severity": "critical",
-                        "sql": ORPHAN_SQL,
-                        "interval": 0.5,
-                        "timeout": 0.5,
-                    }
-                ]
-            }
-        )
-    )
+    checks_file = _checks_file(tmp_path, ORPHAN_CHECK)
     port = free_port()
     log = tmp_path / "exporter.log"
     with _exporter(dsn, checks_file, port, log):
