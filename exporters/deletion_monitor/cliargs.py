@@ -7,6 +7,9 @@ the flag (`argument --listen: expected [HOST]:PORT, got 'x'`) and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
+
+from deletion_monitor.promapi import DEFAULT_URL
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -23,4 +26,13 @@ def add_log_level(parser: argparse.ArgumentParser, default: str = "info") -> Non
     """--log-level for the JSON log lines (deletion_monitor.log.setup_logging)."""
     parser.add_argument(
         "--log-level", default=default, choices=LOG_LEVELS, help=f"(default {default})"
+    )
+
+
+def add_prometheus_url(parser: argparse.ArgumentParser) -> None:
+    """--prometheus for the commands that read the Prometheus HTTP API (watch, report)."""
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
+        help="Prometheus base URL (default: $PROMETHEUS_URL or %(default)s)",
     )

@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -33,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deletion_monitor.cliargs import add_prometheus_url
 from deletion_monitor.config import ConfigError, load_config
 from deletion_monitor.promapi import (
-    DEFAULT_URL,
     PrometheusClient,
     PrometheusError,
     format_duration,
@@ -1056,11 +1055,7 @@ def build_report(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="which report")
-    parser.add_argument(
-        "--prometheus",
-        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
-        help="Prometheus base URL (default: $PROMETHEUS_URL or %(default)s)",
-    )
+    add_prometheus_url(parser)
     parser.add_argument(
         "--range",
         dest="window",

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from deletion_monitor.cliargs import add_prometheus_url
 from deletion_monitor.config import ConfigError, load_config
 from deletion_monitor.promapi import (
-    DEFAULT_URL,
     PrometheusClient,
     PrometheusError,
     format_duration,
@@ -67,11 +67,7 @@ def _env_float(name: str) -> float | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--prometheus",
-        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
-        help="Prometheus base URL (default: $PROMETHEUS_URL or %(default)s)",
-    )
+    add_prometheus_url(parser)
     parser.add_argument(
         "--interval",
         type=float,
