@@ -1,0 +1,177 @@
+// The monitoring itself: exporters, their databases, staleness, Prometheus and Alertmanager.
+function(config) {
+  local l = (import 'lib.libsonnet')(config),
+  local d = l.d,
+  local sec = l.sec,
+  local num = l.num,
+  local audit = l.audit,
+  local integ = l.integ,
+  local uid = l.uid,
+  local alert = l.alert,
+
+  group: {
+    name: 'deletion-alerts-meta',
+    rules: [
+      alert(
+        'Watchdog',
+        'info',
+        'meta',
+        'prometheus',
+        'vector(1)',
+        0,
+        'Alerting pipeline heartbeat.',
+        'Always firing (value {{ $value }}): the heartbeat receiver pages when it stops arriving,'
+        + ' i.e. when Prometheus or Alertmanager is down.',
+        uid.executive,
+      ),
+      alert(
+        'DeletionAuditExporterDown',
+        'critical',
+        'meta',
+        'audit',
+        'up{%s} == 0 or absent(up{%s})' % [audit, audit],
+        config.exporterDownFor,
+        'Deletion audit exporter is down.',
+        '{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }})'
+        + '{{ else }}No target of job {{ $labels.job }} is scraped{{ end }}: deletion alerts are blind.',
+        uid.postDeploy,
+      ),
+      alert(
+        'DeletionIntegrityExporterDown',
+        'critical',
+        'meta',
+        'integrity',
+        'up{%s} == 0 or absent(up{%s})' % [integ, integ],
+        config.exporterDownFor,
+        'Deletion integrity exporter is down.',
+        '{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }})'
+        + '{{ else }}No target of job {{ $labels.job }} is scraped{{ end }}: integrity alerts are blind.',
+        uid.integrity,
+      ),
+      alert(
+        'DeletionAuditDatabaseDown',
+        'critical',
+        'meta',
+        'audit',
+        'deletion_audit_up{%s} == 0' % audit,
+        config.databaseDownFor,
+        'Audit exporter cannot read the audit log.',
+        'deletion_audit_up on {{ $labels.instance }} is {{ $value }}: the last polls of the'
+        + ' deletion_audit table failed.',
+        uid.postDeploy,
+      ),
+      alert(
+        'DeletionIntegrityDatabaseDown',
+        'critical',
+        'meta',
+        'integrity',
+        'deletion_integrity_up{%s} == 0' % integ,
+        config.databaseDownFor,
+        'Integrity exporter cannot reach the database.',
+        'deletion_integrity_up on {{ $labels.instance }} is {{ $value }}: integrity checks cannot run.',
+        uid.integrity,
+      ),
+      alert(
+        'DeletionAuditDataStale',
+        'warning',
+        'meta',
+        'audit',
+        'time() - deletion_audit_last_poll_success_timestamp_seconds{%s} > %s'
+        % [audit, num(sec(config.auditMaxPollAge))],
+        0,
+        'Deletion audit data is stale.',
+        'The audit exporter on {{ $labels.instance }} last polled the audit log successfully'
+        + ' {{ $value | humanizeDuration }} ago (limit ' + d(config.auditMaxPollAge) + ').',
+        uid.postDeploy,
+      ),
+      alert(
+        'DeletionIntegrityChecksStale',
+        'warning',
+        'meta',
+        'integrity',
+        'time() - deletion_integrity_check_last_success_timestamp_seconds{%s} > %s'
+        % [integ, num(sec(config.integrity.maxResultAge))],
+        0,
+        'Integrity check results are stale.',
+        'Integrity check {{ $labels.check }} last succeeded {{ $value | humanizeDuration }} ago:'
+        + ' integrity issues are no longer detected within ' + d(config.integrity.maxResultAge) + '.',
+        uid.integrity,
+      ),
+      alert(
+        'DeletionIntegrityCheckFailing',
+        'warning',
+        'meta',
+        'integrity',
+        'deletion_integrity_check_up{%s} == 0' % integ,
+        config.integrity.checkFailingFor,
+        'An integrity check keeps failing.',
+        'Integrity check {{ $labels.check }} has failed on every run for ' + d(config.integrity.checkFailingFor)
+        + ' (deletion_integrity_check_up = {{ $value }}).',
+        uid.integrity,
+      ),
+      alert(
+        'DeletionAuditInvalidRows',
+        'warning',
+        'meta',
+        'audit',
+        'sum by (reason) (increase(deletion_audit_invalid_rows_total{%s}[%s])) > 0'
+        % [audit, d(config.invalidRowsWindow)],
+        0,
+        'The audit log contains rows the exporter cannot read.',
+        '{{ $value | printf "%.0f" }} audit rows were rejected as invalid ({{ $labels.reason }}) in the last '
+        + config.invalidRowsWindow + '.',
+        uid.postDeploy,
+      ),
+      alert(
+        'DeletionAuditCursorHeldBack',
+        'warning',
+        'meta',
+        'audit',
+        'deletion_audit_cursor_lag_seconds{%s} > %s' % [audit, num(sec(config.auditMaxCursorLag))],
+        config.auditCursorLagFor,
+        'Audit rows are held back by an open transaction.',
+        'The audit exporter on {{ $labels.instance }} has been waiting {{ $value | humanizeDuration }}'
+        + ' for an open transaction: deletion metrics lag behind the database.',
+        uid.postDeploy,
+      ),
+      alert(
+        'PrometheusRuleEvaluationFailures',
+        'critical',
+        'meta',
+        'prometheus',
+        'sum by (rule_group) (increase(prometheus_rule_evaluation_failures_total{%s}[%s])) > 0'
+        % [config.prometheusSelector, d(config.ruleFailuresWindow)],
+        0,
+        'Prometheus fails to evaluate rules.',
+        '{{ $value | printf "%.0f" }} evaluations of rule group {{ $labels.rule_group }} failed in the last '
+        + config.ruleFailuresWindow + ': alerts in it may not fire.',
+        uid.executive,
+      ),
+      alert(
+        'AlertmanagerNotificationsFailing',
+        'critical',
+        'meta',
+        'alertmanager',
+        'sum by (integration) (increase(alertmanager_notifications_failed_total{%s}[%s])) > 0'
+        % [config.alertmanagerSelector, d(config.notificationsFailedWindow)],
+        config.notificationsFailingFor,
+        'Alertmanager fails to send notifications.',
+        '{{ $value | printf "%.0f" }} notifications to {{ $labels.integration }} failed in the last '
+        + config.notificationsFailedWindow + '.',
+        uid.executive,
+      ),
+      alert(
+        'DeletionEndpointAuthProbeFailed',
+        'critical',
+        'security',
+        'probe',
+        'probe_success{%s} == 0' % config.authProbeSelector,
+        config.authProbeFor,
+        'The deletion endpoint did not refuse a bogus token.',
+        'The probe of {{ $labels.instance }} with an invalid token did not get 401/403'
+        + ' (probe_success = {{ $value }}): the endpoint may delete users without authorization.',
+        uid.postDeploy,
+      ),
+    ],
+  },
+}
