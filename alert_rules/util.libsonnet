@@ -49,4 +49,8 @@
   // that the guard still means "this many requests in the window".
   minRate(config, window, minRequests)::
     std.max(config.minRequestRate * config.timeCompression, minRequests / self.seconds(config, window)),
+
+  // Collapse the replicas of one exporter (config.replicaLabels) in an instant-vector expression
+  // such as a rate() of a raw exporter series, before any sum: replicas serve identical values.
+  dedup(config, expr):: 'max without (%s) (%s)' % [std.join(', ', config.replicaLabels), expr],
 }

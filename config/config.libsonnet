@@ -36,6 +36,11 @@
     // Blackbox probe that sends DELETE /api/users/{id} with a bogus token; success = 401/403
     // (the blackbox module's valid_status_codes). Anything else is an authorization hole.
     authProbeSelector: 'job="deletion-auth-probe"',
+    // Target labels that tell two replicas of the same exporter apart (a pair of audit exporters
+    // on one table, or two integrity exporters, for availability). Their series are otherwise
+    // identical, so every rule, dashboard and report collapses them (max without these labels)
+    // before it sums: without that, every sum(rate(...)) would count each deletion twice.
+    replicaLabels: ['instance', 'pod'],
     // Label that identifies the monitored service in every alert, for inhibition and routing.
     serviceName: 'user-deletion',
 
