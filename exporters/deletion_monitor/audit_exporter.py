@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -45,9 +45,15 @@ from deletion_monitor.audit_state import (
     Delta,
 )
 from deletion_monitor.cliargs import add_log_level, listen_address
+from deletion_monitor.httpserver import start_metrics_server
 from deletion_monitor.log import setup_logging
 from deletion_monitor.pgerrors import is_unreachable
-from deletion_monitor.redaction import redact
+from deletion_monitor.redaction import (
+    dsn_problem,
+    error_line,
+    password_on_command_line,
+    register_dsn,
+)
 
 HELP = "Serve the deletion audit log (deletion_audit table) as Prometheus metrics."
 DEFAULT_LISTEN = "0.0.0.0:9817"
@@ -245,15 +251,8 @@ def table_identifier(name: str) -> sql.Composable:
 
 
 def safe_error(exc: BaseException, dsn: str) -> str:
-    """One-line error text with any password (URL, key=value, or the literal) removed."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    try:
-        password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
-    except psycopg.Error:
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return redact(text)
+    """One-line error text with every password candidate of `dsn` removed, parseable or not."""
+    return error_line(exc, dsn)
 
 
 def connect(cfg: ExporterConfig) -> psycopg.Connection[Any]:
@@ -360,7 +359,12 @@ class AuditExporter:
     # -- lifecycle ------------------------------------------------------------------------------
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint and the poller; returns the bound port."""
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        # Deep listen queue, HEAD, /-/healthy: see deletion_monitor.httpserver.
+        self._server = start_metrics_server(host, port, self.registry, "deletion audit exporter")
+        # Logged here, on the serving path only, so that a failed start keeps its one-line error.
+        argv_warning = password_on_command_line(self.cfg.dsn)
+        if argv_warning:
+            log.warning(argv_warning)
         self.start_polling()
         return int(self._server.server_port)
 
@@ -619,10 +623,12 @@ def run(args: argparse.Namespace) -> int:
     dsn = args.dsn or os.environ.get("DATABASE_URL")
     if not dsn:
         return _fail("--dsn: not given and DATABASE_URL is not set")
-    try:
-        psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.Error as exc:
-        return _fail(f"--dsn: invalid connection string: {safe_error(exc, dsn)}")
+    # From here on every output line masks this DSN's password, even where libpq quotes a piece
+    # of a string it could not parse; the parse error itself never echoes the DSN.
+    register_dsn(dsn)
+    problem = dsn_problem(dsn)
+    if problem:
+        return _fail(f"--dsn: {problem}")
     cfg = ExporterConfig(
         dsn=dsn,
         table=args.table,
