@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import re
 import signal
@@ -38,11 +39,15 @@ from deletion_monitor.audit_state import (
     CASCADE_BUCKETS,
     DEFAULT_DURATION_BUCKETS,
     ERROR_TYPES,
+    MAX_DURATION_SECONDS,
+    MAX_OCCURRED_AT,
+    MIN_OCCURRED_AT,
     USER_TYPES,
     AuditCollector,
     AuditState,
     AuditStateStore,
     Delta,
+    delta_rows,
 )
 from deletion_monitor.cliargs import add_log_level, listen_address
 from deletion_monitor.httpserver import start_metrics_server
@@ -75,6 +80,10 @@ REQUIRED_COLUMNS: dict[str, str | None] = {
     "app_version": None,
 }
 Cursor = tuple[int, int]  # (tx, id)
+# Seconds between "initial load progress" log lines during a long start-up.
+LOAD_PROGRESS_LOG_SECONDS = 10.0
+# Lag marks kept (one per poll that saw a newer held-back row): a day of 5 s polls.
+_MAX_LAG_MARKS = 20_000
 
 
 class SetupError(Exception):
@@ -93,18 +102,25 @@ WITH src AS (
            a.error_type::text AS error_type,
            a.target_user_type::text AS target_user_type,
            a.duration_seconds::float8 AS d,
-           a.occurred_at,
+           -- occurred_at only where the epoch math and Python's datetime work (years 1-9999
+           -- UTC); 'infinity', BC dates, year 10000+ and NULL become NULL: bad_occurred_at.
+           CASE WHEN a.occurred_at >= %(min_at)s::timestamptz
+                 AND a.occurred_at < %(max_at)s::timestamptz
+                THEN a.occurred_at END AS occurred_at,
            a.app_version::text AS app_version,
            (a.performed_by IS NOT NULL AND a.performed_by::text = a.target_user_id::text)
                AS self_del,
            a.rows_deleted,
            jsonb_typeof(a.rows_deleted) AS rdt,
-           -- A per-table count must be a non-negative integer literal. jsonb prints an object
-           -- as {{"k": v, ...}}: a value that does not start with a digit (string, negative,
-           -- null, true, array, object) or has a fraction is caught by one regex per row, which
-           -- is several times cheaper than expanding the object with jsonb_each.
+           -- A per-table count must be a non-negative integer literal of at most 15 digits.
+           -- jsonb prints an object as {{"k": v, ...}} and a number without exponent: a value
+           -- that does not start with a digit (string, negative, null, true, array, object),
+           -- has a fraction, or has 16+ digits is caught by one regex per row, which is several
+           -- times cheaper than expanding the object with jsonb_each. The CASE below tells the
+           -- two reasons apart for the (rare) rows that match.
            coalesce(jsonb_typeof(a.rows_deleted) = 'object'
-                    AND a.rows_deleted::text ~ '": ([^0-9]|[0-9]+[^0-9,}}])', false) AS bad
+                    AND a.rows_deleted::text ~ '": ([^0-9]|[0-9]+[^0-9,}}]|[0-9]{{16}})', false)
+               AS bad
     FROM {table} a
     WHERE (a.tx, a.id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
       AND (a.tx, a.id) <= (%(hi_tx)s::text::xid8, %(hi_id)s)
@@ -117,8 +133,12 @@ WITH src AS (
                 WHEN d IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
                     THEN 'non_finite_duration'
                 WHEN d < 0 THEN 'negative_duration'
+                WHEN d > %(max_duration)s::float8 THEN 'duration_too_large'
+                WHEN occurred_at IS NULL THEN 'bad_occurred_at'
                 WHEN rdt IS NOT NULL AND rdt NOT IN ('object', 'null') THEN 'bad_rows_deleted'
-                WHEN bad THEN 'bad_rows_deleted'
+                WHEN bad AND rows_deleted::text ~ '": ([^0-9]|[0-9]+[^0-9,}}])'
+                    THEN 'bad_rows_deleted'
+                WHEN bad THEN 'rows_deleted_too_large'
            END AS invalid,
            CASE WHEN target_user_type = ANY(%(user_types)s::text[]) THEN target_user_type
                 ELSE 'other' END AS user_type,
@@ -153,9 +173,13 @@ SELECT CASE WHEN GROUPING(outcome) = 0 THEN 'main'
        invalid, outcome, user_type, error_type, bucket, large, self_del,
        hour, weekday, cbucket, app_version,
        count(*) AS n, sum(d) AS dsum, sum(cascade_total) AS tsum,
-       min(occurred_at) AS min_at, max(occurred_at) AS max_at
+       extract(epoch FROM min(occurred_at))::float8 AS min_at,
+       extract(epoch FROM max(occurred_at))::float8 AS max_at
 FROM (
-    SELECT invalid, outcome, user_type, et AS error_type, bucket, self_del, app_version, d,
+    -- d only for valid rows: the invalid groups sum nothing (two durations of 1e308 in one
+    -- group would overflow sum() and fail the poll on every retry).
+    SELECT invalid, outcome, user_type, et AS error_type, bucket, self_del, app_version,
+           CASE WHEN invalid IS NULL THEN d END AS d,
            occurred_at, cascade_total,
            coalesce(outcome = 'success' AND cascade_total >= %(large)s, false) AS large,
            extract(hour FROM occurred_at AT TIME ZONE 'UTC')::int AS hour,
@@ -185,47 +209,89 @@ GROUP BY e.key
 """
 )
 
-# Only needed when new tables would overflow --max-tables: which appeared first in (tx, id)
-# order, so that the same tables keep their own label after a restart.
+# Only needed when new tables would overflow --max-tables: the (tx, id) of each table's first
+# row, so that the same tables keep their own label after a restart whatever the batches were.
+# The first appearance is one row's (tx, id) (DISTINCT ON), not min(tx) and min(id) taken from two
+# different rows; tables first seen in the same row are ordered by name.
 FIRST_APPEARANCE_SQL = (
     _SRC.replace("{fence}", "").replace(
         "SELECT a.outcome::text", "SELECT a.tx, a.id, a.outcome::text"
     )
     + """
-SELECT e.key AS table_name
-FROM v CROSS JOIN LATERAL jsonb_object_keys(v.rows_deleted) e(key)
-WHERE v.invalid IS NULL AND v.outcome = 'success' AND v.rdt = 'object'
-GROUP BY e.key
-ORDER BY min(v.tx::text::numeric), min(v.id)
+SELECT f.table_name FROM (
+    SELECT DISTINCT ON (e.key) e.key AS table_name, v.tx, v.id
+    FROM v CROSS JOIN LATERAL jsonb_object_keys(v.rows_deleted) e(key)
+    WHERE v.invalid IS NULL AND v.outcome = 'success' AND v.rdt = 'object'
+    ORDER BY e.key, v.tx, v.id
+) f
+ORDER BY f.tx, f.id, f.table_name
 """
 )
 
+# Every ORDER BY below names the table's columns (a.tx, s.tx), never the output alias `tx`: the
+# alias is tx::text, and ordering by it sorts '999' after '1000', which stopped the start-up
+# aggregate early whenever the tx values spanned a power of ten.
 # Cursor end of the next batch: largest (tx, id) among the next `limit` rows below xmin.
 BATCH_END_SQL = """
-SELECT tx::text AS tx, id FROM (
-    SELECT tx, id FROM {table}
-    WHERE (tx, id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
-      AND tx < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx, id LIMIT %(limit)s
-) s ORDER BY tx DESC, id DESC LIMIT 1
+SELECT s.tx::text AS tx, s.id FROM (
+    SELECT a.tx, a.id FROM {table} a
+    WHERE (a.tx, a.id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
+      AND a.tx < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY a.tx, a.id LIMIT %(limit)s
+) s ORDER BY s.tx DESC, s.id DESC LIMIT 1
 """
 # Without a batch limit: the largest (tx, id) below xmin, one backward index probe.
 TAIL_END_SQL = """
-SELECT tx::text AS tx, id FROM {table}
-WHERE (tx, id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
-  AND tx < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx DESC, id DESC LIMIT 1
+SELECT a.tx::text AS tx, a.id FROM {table} a
+WHERE (a.tx, a.id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
+  AND a.tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY a.tx DESC, a.id DESC LIMIT 1
 """
 START_END_SQL = """
-SELECT tx::text AS tx, id FROM {table}
-WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx DESC, id DESC LIMIT 1
+SELECT a.tx::text AS tx, a.id FROM {table} a
+WHERE a.tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY a.tx DESC, a.id DESC LIMIT 1
 """
-# Committed rows the cursor may not pass yet (an older transaction is still open).
+# End of one start-up chunk: the (tx, id) `skip` rows after lo (None: the rest fits in one chunk).
+CHUNK_END_SQL = """
+SELECT a.tx::text AS tx, a.id FROM {table} a
+WHERE (a.tx, a.id) > (%(lo_tx)s::text::xid8, %(lo_id)s)
+  AND (a.tx, a.id) <= (%(hi_tx)s::text::xid8, %(hi_id)s)
+ORDER BY a.tx, a.id OFFSET %(skip)s LIMIT 1
+"""
+# Rows the start-up load will read, for the progress gauge: the planner's estimate (free), or,
+# for a table never analysed (reltuples -1, or 0 before PostgreSQL 14), the id range (two probes
+# of the primary key).
+ESTIMATE_SQL = """
+SELECT coalesce(
+    (SELECT c.reltuples::float8 FROM pg_class c
+     WHERE c.oid = to_regclass(%(table)s) AND c.reltuples > 0),
+    (SELECT (max(a.id) - min(a.id) + 1)::float8 FROM {table} a),
+    0) AS estimate
+"""
+# After a poll, in one statement: xmin; the newest committed row the cursor may not pass yet
+# (tx >= xmin: an older transaction is still open); and the committed rows whose tx is at or
+# beyond xmax, the first transaction id this cluster has not handed out yet: they were written by
+# another cluster (dump/restore, logical replication) and will never fall below xmin.
 HELD_BACK_SQL = """
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
-       EXISTS (SELECT 1 FROM {table} WHERE tx >= pg_snapshot_xmin(pg_current_snapshot()))
-           AS held
+       h.tx::text AS held_tx, h.id AS held_id,
+       (SELECT count(*) FROM {table} f
+        WHERE f.tx >= pg_snapshot_xmax(pg_current_snapshot())) AS foreign_rows
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (
+    SELECT a.tx, a.id FROM {table} a
+    WHERE a.tx >= pg_snapshot_xmin(pg_current_snapshot())
+      AND a.tx < pg_snapshot_xmax(pg_current_snapshot())
+    ORDER BY a.tx DESC, a.id DESC LIMIT 1
+) h ON true
+"""
+# Reconciliation: rows at or below the cursor now, against the rows ingested. A row inserted with
+# an explicit tx below the cursor after the cursor passed it is never read; retention deletes
+# lower the count.
+BEHIND_CURSOR_SQL = """
+SELECT count(*) AS n FROM {table} a
+WHERE (a.tx, a.id) <= (%(tx)s::text::xid8, %(id)s)
 """
 
 
@@ -241,6 +307,10 @@ class ExporterConfig:
     duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
     max_backoff: float = 30.0
     connect_timeout: int = 5
+    # Start-up aggregate in chunks of this many rows (one snapshot): progress and liveness.
+    initial_chunk_rows: int = 500_000
+    # Seconds between reconciliation counts (rows behind the cursor vs ingested); 0: never.
+    reconcile_interval: float = 300.0
 
 
 def table_identifier(name: str) -> sql.Composable:
@@ -333,7 +403,13 @@ class AuditExporter:
         self._server: Any = None
         self._conn: psycopg.Connection[Any] | None = None
         self._cursor: Cursor | None = None  # None until the start-up aggregate has run
-        self._held: tuple[str, float] | None = None  # (xmin, first seen holding rows back)
+        # Lag marks: (newest held-back (tx, id) seen, when first seen), in time order and so in
+        # increasing (tx, id). The first mark above the cursor tells when the oldest row still
+        # held back was first seen (see _update_lag).
+        self._held_marks: list[tuple[Cursor, float]] = []
+        self._foreign_logged: int = 0
+        self._unaccounted_logged: int = 0
+        self._next_reconcile = 0.0
         self._params: dict[str, Any] = {
             "user_types": list(USER_TYPES),
             "error_types": [e for e in ERROR_TYPES if e != "unknown"],
@@ -342,6 +418,9 @@ class AuditExporter:
             "n_cas": len(CASCADE_BUCKETS),
             "neg_cas": sorted(-float(b) for b in CASCADE_BUCKETS),
             "large": cfg.large_cascade_rows,
+            "max_duration": MAX_DURATION_SECONDS,
+            "min_at": MIN_OCCURRED_AT,
+            "max_at": MAX_OCCURRED_AT,
         }
         self._sql = {
             name: sql.SQL(text).format(table=self.ident)  # type: ignore[arg-type]
@@ -353,6 +432,9 @@ class AuditExporter:
                 "tail_end": TAIL_END_SQL,
                 "start_end": START_END_SQL,
                 "held": HELD_BACK_SQL,
+                "chunk_end": CHUNK_END_SQL,
+                "estimate": ESTIMATE_SQL,
+                "behind": BEHIND_CURSOR_SQL,
             }.items()
         }
 
@@ -399,31 +481,41 @@ class AuditExporter:
         failures = 0
         was_down = False
         while not self._stop.is_set():
-            started = time.monotonic()
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(self.cfg)
-                if self._cursor is None:
-                    self.initial_load()
-                else:
-                    self.poll_once()
-                self.store.poll_finished(time.monotonic() - started, ok=True)
-                if was_down:
-                    log.info("database reachable again; caught up", extra={"table": self.cfg.table})
-                failures, was_down = 0, False
-                delay = self.cfg.poll_interval
+                failures, was_down, delay = self._cycle(failures, was_down)
             except Exception as exc:
-                # Database errors and anything unexpected alike: count it, report up=0, keep
-                # serving the last values and retry; a dead poller thread would look healthy.
-                self.store.poll_finished(time.monotonic() - started, ok=False)
-                self._close()
+                # Last resort: a bug in the error path itself (logging, bookkeeping) must not end
+                # the thread either; a dead poller behind a live HTTP server looks healthy.
                 failures += 1
-                was_down = True
-                # Exponential backoff from the poll interval up to max_backoff: a database that
-                # is down is not hammered, one that is back is noticed within max_backoff.
-                delay = min(self.cfg.max_backoff, self.cfg.poll_interval * 2 ** (failures - 1))
-                if self._stop.is_set():
-                    break
+                delay = self.cfg.max_backoff
+                with contextlib.suppress(Exception):
+                    log.error("poller error; retrying", extra={"error_class": type(exc).__name__})
+            # Clamp: Event.wait() raises on an infinite or huge timeout.
+            self._stop.wait(min(max(delay, 0.0), max(self.cfg.max_backoff, 3600.0)))
+        self._close()
+
+    def _cycle(self, failures: int, was_down: bool) -> tuple[int, bool, float]:
+        """One poll (or start-up load) with its error handling: (failures, was_down, delay)."""
+        started = time.monotonic()
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.cfg)
+            if self._cursor is None:
+                self.initial_load()
+            else:
+                self.poll_once()
+            self.store.poll_finished(time.monotonic() - started, ok=True)
+            if was_down:
+                log.info("database reachable again; caught up", extra={"table": self.cfg.table})
+            return 0, False, self.cfg.poll_interval
+        except Exception as exc:
+            # Database errors and anything unexpected alike: count it, report up=0, keep
+            # serving the last values and retry.
+            self.store.poll_finished(time.monotonic() - started, ok=False)
+            self._close()
+            failures += 1
+            delay = backoff_delay(failures, self.cfg.poll_interval, self.cfg.max_backoff)
+            if not self._stop.is_set():
                 log.warning(
                     "database poll failed; serving last values",
                     extra={
@@ -434,10 +526,11 @@ class AuditExporter:
                     },
                     exc_info=not isinstance(exc, psycopg.Error),
                 )
-            self._stop.wait(delay)
-        self._close()
+            return failures, True, delay
 
-    def _aggregate(self, conn: psycopg.Connection[Any], lo: Cursor, hi: Cursor) -> Delta:
+    def _aggregate(
+        self, conn: psycopg.Connection[Any], lo: Cursor, hi: Cursor, store: AuditStateStore
+    ) -> Delta:
         params = {
             **self._params,
             "lo_tx": str(lo[0]),
@@ -450,7 +543,7 @@ class AuditExporter:
             (r["table_name"], int(r["rows"]))
             for r in conn.execute(self._sql["tables"], params).fetchall()
         ]
-        known = self.store.table_names()
+        known = store.table_names()
         new = [t for t, _ in tables if t not in known]
         if len(known) + len(new) > self.cfg.max_tables:
             order = [r["table_name"] for r in conn.execute(self._sql["first"], params)]
@@ -458,20 +551,79 @@ class AuditExporter:
             tables.sort(key=lambda t: (t[0] not in known, rank.get(t[0], 0)))
         return Delta(groups=groups, tables=tables)
 
+    def _new_state(self) -> AuditState:
+        return AuditState(
+            duration_bounds=tuple(self.cfg.duration_buckets),
+            max_tables=self.cfg.max_tables,
+            max_app_versions=self.cfg.max_app_versions,
+        )
+
     def initial_load(self) -> None:
-        """Aggregate everything below xmin in one repeatable-read snapshot; set the cursor."""
+        """Aggregate everything below xmin in one repeatable-read snapshot; set the cursor.
+
+        The rows are aggregated in chunks of (tx, id) ranges inside that one snapshot, merged
+        into a private state and published only at the end: no deletion series is served
+        before the totals are complete, while up (the database answers) and the progress
+        gauges move after every chunk.
+        """
         assert self._conn is not None
         started = time.monotonic()
         conn = self._conn
+        private = AuditStateStore(self._new_state())
+        done = 0
         with conn.transaction():
-            # The first statement fixes the snapshot; the aggregate below runs in the same one.
+            # The first statement fixes the snapshot; every chunk below runs in the same one.
             end = conn.execute(self._sql["start_end"]).fetchone()
             hi: Cursor = (int(end["tx"]), int(end["id"])) if end else (0, 0)
-            delta = self._aggregate(conn, (0, 0), hi) if end else Delta([], [])
-        self.store.apply(delta)
+            row = conn.execute(
+                self._sql["estimate"], {"table": self.ident.as_string(conn)}
+            ).fetchone()
+            estimate = int(row["estimate"]) if end and row else 0
+            self.store.update(up=1, load_rows_done=0, load_rows_estimated=estimate)
+            log.info(
+                "initial load started",
+                extra={"table": self.cfg.table, "rows_estimated": estimate},
+            )
+            last_log = time.monotonic()
+            lo: Cursor = (0, 0)
+            while lo < hi:
+                if self._stop.is_set():
+                    return  # shutting down: nothing half-loaded is ever published
+                chunk = conn.execute(
+                    self._sql["chunk_end"],
+                    {
+                        "lo_tx": str(lo[0]),
+                        "lo_id": lo[1],
+                        "hi_tx": str(hi[0]),
+                        "hi_id": hi[1],
+                        "skip": max(self.cfg.initial_chunk_rows, 1) - 1,
+                    },
+                ).fetchone()
+                upto: Cursor = (int(chunk["tx"]), int(chunk["id"])) if chunk else hi
+                delta = self._aggregate(conn, lo, upto, private)
+                private.apply(delta)
+                done += delta_rows(delta)
+                lo = upto
+                estimate = max(estimate, done)  # reltuples may be stale: never below done
+                self.store.update(up=1, load_rows_done=done, load_rows_estimated=estimate)
+                if time.monotonic() - last_log >= LOAD_PROGRESS_LOG_SECONDS:
+                    last_log = time.monotonic()
+                    log.info(
+                        "initial load progress",
+                        extra={
+                            "table": self.cfg.table,
+                            "rows_done": done,
+                            "rows_estimated": estimate,
+                            "seconds": round(last_log - started, 1),
+                        },
+                    )
+                self._load_chunk_done(done)
+        self.store.publish_rows(private.snapshot())
         self._cursor = hi
         elapsed = time.monotonic() - started
-        self.store.update(loaded=True, initial_load_seconds=elapsed)
+        self.store.update(
+            initial_load_seconds=elapsed, load_rows_done=done, load_rows_estimated=done
+        )
         snap = self.store.snapshot()
         log.info(
             "initial load done",
@@ -482,7 +634,10 @@ class AuditExporter:
                 "seconds": round(elapsed, 3),
             },
         )
-        self._update_lag(conn)
+        self._after_poll(conn)
+
+    def _load_chunk_done(self, rows_done: int) -> None:
+        """Called after each start-up chunk (tests slow the load down here)."""
 
     def poll_once(self) -> int:
         """Ingest every committed row the cursor may pass; returns the number of rows read."""
@@ -502,10 +657,10 @@ class AuditExporter:
                 if end is None:
                     break
                 hi: Cursor = (int(end["tx"]), int(end["id"]))
-                delta = self._aggregate(conn, self._cursor, hi)
+                delta = self._aggregate(conn, self._cursor, hi, self.store)
             self.store.apply(delta)
             self._cursor = hi
-            batch = sum(int(g["n"]) for g in delta.groups if g["kind"] == "rows")
+            batch = delta_rows(delta)
             invalid = {
                 g["invalid"]: int(g["n"])
                 for g in delta.groups
@@ -516,43 +671,126 @@ class AuditExporter:
             total += batch
             if not self.cfg.batch_size or batch < self.cfg.batch_size:
                 break
-        self._update_lag(conn)
+        self._after_poll(conn)
         return total
 
+    def _after_poll(self, conn: psycopg.Connection[Any]) -> None:
+        self._update_lag(conn)
+        if self.cfg.reconcile_interval > 0 and time.monotonic() >= self._next_reconcile:
+            self._next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+            self._reconcile(conn)
+
     def _update_lag(self, conn: psycopg.Connection[Any]) -> None:
+        """Cursor lag = now - when the oldest row still held back was first seen by a poll.
+
+        Not "since xmin last moved": with overlapping long transactions xmin moves while the
+        same rows stay held, and the lag must keep growing. Marks record, per poll that saw a
+        newer held row, that row's (tx, id) and the time; rows up to a mark were all seen by
+        then, so the first mark above the cursor dates the oldest row still held.
+        """
+        assert self._cursor is not None
         row = conn.execute(self._sql["held"]).fetchone()
         now = time.time()
-        if row and row["held"]:
-            # Lag counts from the first poll that saw rows pinned behind this same xmin.
-            if self._held is None or self._held[0] != row["xmin"]:
-                self._held = (row["xmin"], now)
-            lag = now - self._held[1]
+        marks = [m for m in self._held_marks if m[0] > self._cursor]
+        if row is not None and row["held_tx"] is not None:
+            held: Cursor = (int(row["held_tx"]), int(row["held_id"]))
+            if not marks or held > marks[-1][0]:
+                if len(marks) >= _MAX_LAG_MARKS:
+                    # Bounded memory: fold into the newest mark, which makes newer rows look
+                    # older (over-reports the lag; never under-reports it).
+                    marks[-1] = (held, marks[-1][1])
+                else:
+                    marks.append((held, now))
+            lag = now - marks[0][1]
         else:
-            self._held, lag = None, 0.0
-        self.store.update(cursor_lag=lag)
+            marks, lag = [], 0.0
+        self._held_marks = marks
+        foreign = int(row["foreign_rows"]) if row is not None else 0
+        if foreign != self._foreign_logged:
+            self._foreign_logged = foreign
+            if foreign:
+                # The count only, never row contents (ids, users).
+                log.warning(
+                    "audit rows with a transaction id ahead of this cluster's are never "
+                    "ingested (written by another cluster?); see docs/audit-log.md",
+                    extra={"table": self.cfg.table, "foreign_tx_rows": foreign},
+                )
+        self.store.update(cursor_lag=lag, foreign_tx_rows=foreign)
+
+    def _reconcile(self, conn: psycopg.Connection[Any]) -> None:
+        """Count the rows at or below the cursor and compare with the rows ingested."""
+        assert self._cursor is not None
+        row = conn.execute(
+            self._sql["behind"], {"tx": str(self._cursor[0]), "id": self._cursor[1]}
+        ).fetchone()
+        ingested = self.store.snapshot().ingested
+        unaccounted = int(row["n"]) - ingested if row is not None else 0
+        if unaccounted != self._unaccounted_logged:
+            self._unaccounted_logged = unaccounted
+            if unaccounted:
+                log.warning(
+                    "audit rows behind the cursor differ from the rows ingested: rows inserted "
+                    "with an old tx (> 0) or deleted (< 0); see docs/audit-log.md",
+                    extra={"table": self.cfg.table, "unaccounted_rows": unaccounted},
+                )
+        self.store.update(rows_unaccounted=unaccounted)
+
+
+def backoff_delay(failures: int, base: float, cap: float) -> float:
+    """Seconds before retry number `failures`: base * 2**(failures - 1), at most `cap`.
+
+    The exponent is capped: 2 ** 1024 overflows a float, which once ended the poller after about
+    a thousand consecutive failures. 2 ** 60 times any allowed poll interval is still finite.
+    """
+    exponent = min(max(failures - 1, 0), 60)
+    return min(cap, base * 2.0**exponent)
 
 
 # --- CLI -------------------------------------------------------------------------------------
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value!r}")
-    return number
+# Bounds of every numeric flag (docs/metrics.md). An infinite or huge --poll-interval once made
+# the poller wait forever (or crash in Event.wait) while deletion_audit_up stayed 1.
+MAX_POLL_INTERVAL = 3600.0
+MIN_POLL_INTERVAL = 0.01
+MAX_LARGE_CASCADE_ROWS = 10**15 - 1  # rows_deleted counts have at most 15 digits
+MAX_BATCH_SIZE = 10_000_000
+MAX_TABLES = 10_000
+MAX_CHUNK_ROWS = 100_000_000
+MAX_RECONCILE_INTERVAL = 86_400.0
 
 
-def _non_negative_int(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return int(value)
+def _seconds(lo: float, hi: float, zero_ok: bool = False) -> Any:
+    """argparse type: a finite number of seconds in [lo, hi] (or exactly 0 when zero_ok)."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if zero_ok and number == 0:
+            return 0.0
+        if not (math.isfinite(number) and lo <= number <= hi):
+            extra = "0 or " if zero_ok else ""
+            raise argparse.ArgumentTypeError(
+                f"expected {extra}a finite number of seconds from {lo:g} to {hi:g}, got {value!r}"
+            )
+        return number
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return int(value)
+def _whole(lo: int, hi: int) -> Any:
+    """argparse type: a whole number in [lo, hi], ASCII digits only."""
+
+    def parse(value: str) -> int:
+        # ASCII digits and a bounded length: int() of thousands of digits is slow (and refused
+        # above 4300), and str.isdigit() accepts other scripts' digits.
+        if not re.fullmatch(r"[0-9]{1,20}", value) or not lo <= int(value) <= hi:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {lo} to {hi}, got {value!r}"
+            )
+        return int(value)
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -567,9 +805,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--poll-interval",
-        type=_positive_float,
+        type=_seconds(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL),
         default=5.0,
-        help="seconds between polls for new rows (default 5)",
+        help=f"seconds between polls for new rows, {MIN_POLL_INTERVAL:g} to "
+        f"{MAX_POLL_INTERVAL:g} (default 5)",
     )
     parser.add_argument(
         "--table",
@@ -578,22 +817,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--large-cascade-rows",
-        type=_positive_int,
+        type=_whole(1, MAX_LARGE_CASCADE_ROWS),
         default=100,
         help="rows_deleted sum that makes a deletion 'large' (default 100)",
     )
     parser.add_argument(
         "--batch-size",
-        type=_non_negative_int,
+        type=_whole(0, MAX_BATCH_SIZE),
         default=0,
         help="max rows per tail query; 0 (default): all committed rows in one aggregate "
         "(rows are aggregated on the server, never fetched, so memory does not depend on it)",
     )
     parser.add_argument(
         "--max-tables",
-        type=_positive_int,
+        type=_whole(1, MAX_TABLES),
         default=50,
         help="distinct table label values before table='other' (default 50)",
+    )
+    parser.add_argument(
+        "--initial-chunk-rows",
+        type=_whole(1, MAX_CHUNK_ROWS),
+        default=500_000,
+        help="rows per chunk of the start-up aggregate (one snapshot; progress is reported "
+        "after each chunk; default 500000)",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=_seconds(1, MAX_RECONCILE_INTERVAL, zero_ok=True),
+        default=300.0,
+        help="seconds between counts of the rows behind the cursor "
+        "(deletion_audit_rows_behind_cursor_unaccounted); 0 disables (default 300)",
     )
     add_log_level(parser)
     parser.add_argument(
@@ -637,6 +890,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_tables=args.max_tables,
         duration_buckets=_duration_buckets(),
+        initial_chunk_rows=args.initial_chunk_rows,
+        reconcile_interval=args.reconcile_interval,
     )
     unreachable: str | None = None
     try:

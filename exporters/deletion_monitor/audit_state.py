@@ -43,7 +43,20 @@ INVALID_REASONS: tuple[str, ...] = (
     "non_finite_duration",
     "negative_duration",
     "bad_rows_deleted",
+    "duration_too_large",
+    "bad_occurred_at",
+    "rows_deleted_too_large",
 )
+# A duration above this is not a real request (11.6 days): it is counted as invalid, which also
+# keeps every float sum finite (two rows of 1e308 would overflow SQL's sum() and stop ingestion).
+MAX_DURATION_SECONDS = 1e6
+# rows_deleted counts with more digits than this are invalid: sums of such values stay exact in a
+# float64 (2**53 ~ 9.007e15) and no numeric -> float8 cast can overflow.
+MAX_ROWS_DELETED_DIGITS = 15
+# occurred_at must lie in [MIN_OCCURRED_AT, MAX_OCCURRED_AT) (UTC): the years Python's datetime and
+# the epoch math handle. 'infinity', '-infinity', BC dates and years >= 10000 are invalid.
+MIN_OCCURRED_AT = "0001-01-01 00:00:00+00"
+MAX_OCCURRED_AT = "10000-01-01 00:00:00+00"
 FORBIDDEN_KINDS: tuple[str, ...] = ("self_deletion", "super_admin")
 # The contract's buckets (config durationBuckets); the CLI passes the config's list.
 DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
@@ -123,13 +136,17 @@ class AuditState:
     first_any_row_ts: float | None = None
     last_row_ts: float | None = None
     # Self-metrics of this process (they reset on restart, as process metrics do).
-    loaded: bool = False
-    up: int = 0
+    loaded: bool = False  # deletion_audit_ready: the start-up aggregate is published
+    up: int = 0  # the database answers (1 while a start-up load progresses)
     last_poll_success_ts: float | None = None
     poll_errors: int = 0
     poll_hist: Hist = field(default_factory=lambda: Hist.empty(len(POLL_BUCKETS)))
     cursor_lag: float = 0.0
     initial_load_seconds: float | None = None
+    load_rows_done: int = 0
+    load_rows_estimated: int | None = None
+    foreign_tx_rows: int | None = None
+    rows_unaccounted: int | None = None
     process_start: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -155,8 +172,126 @@ def _min(a: float | None, b: float | None) -> float | None:
     return a if b is None else min(a, b)
 
 
+def _max(a: float | None, b: float | None) -> float | None:
+    # Not max(filter(None, ...)): that drops a timestamp of 0.0 (a row at the epoch) and raises
+    # on an empty sequence.
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
 def _ts(value: Any) -> float | None:
-    return None if value is None else value.timestamp()
+    """Epoch seconds from the aggregate (float8 from SQL), or None."""
+    if value is None:
+        return None
+    ts = value.timestamp() if hasattr(value, "timestamp") else float(value)
+    return ts if math.isfinite(ts) else None
+
+
+# The fields that are a function of the rows ingested (the rest are this process's self-metrics).
+ROW_FIELDS: tuple[str, ...] = (
+    "requests",
+    "failures",
+    "duration",
+    "large",
+    "cascade",
+    "rows_deleted",
+    "by_hour",
+    "by_weekday",
+    "forbidden",
+    "app_versions",
+    "invalid",
+    "ingested",
+    "first_row_ts",
+    "first_any_row_ts",
+    "last_row_ts",
+)
+_DICT_FIELDS: tuple[str, ...] = (
+    "requests",
+    "failures",
+    "rows_deleted",
+    "by_hour",
+    "by_weekday",
+    "forbidden",
+    "app_versions",
+    "invalid",
+)
+
+
+def clone_state(s: AuditState) -> AuditState:
+    """A copy that shares nothing mutable with `s` (containers and Hist objects copied)."""
+    copy = AuditState(**{k: getattr(s, k) for k in s.__dataclass_fields__})
+    for name in _DICT_FIELDS:
+        setattr(copy, name, dict(getattr(s, name)))
+    copy.duration = {k: Hist(list(h.counts), h.total) for k, h in s.duration.items()}
+    assert s.large is not None
+    copy.large = Hist(list(s.large.counts), s.large.total)
+    copy.cascade = Hist(list(s.cascade.counts), s.cascade.total)
+    copy.poll_hist = Hist(list(s.poll_hist.counts), s.poll_hist.total)
+    return copy
+
+
+def merge(s: AuditState, delta: Delta) -> None:
+    """Add the aggregate groups of one query (see audit_exporter.AGGREGATE_SQL) to `s` in place.
+
+    May raise halfway (a malformed group): callers merge into a copy (AuditStateStore.apply).
+    """
+    nb = len(s.duration_bounds)
+    for g in delta.groups:
+        kind, n, reason = g["kind"], int(g["n"]), g["invalid"]
+        if kind == "rows":
+            s.ingested += n
+            s.last_row_ts = _max(s.last_row_ts, _ts(g["max_at"]))
+            s.first_any_row_ts = _min(s.first_any_row_ts, _ts(g["min_at"]))
+            if reason is None:
+                s.first_row_ts = _min(s.first_row_ts, _ts(g["min_at"]))
+            else:
+                _add(s.invalid, reason, n)
+            continue
+        if kind == "app_version":
+            seen = _ts(g["min_at"])
+            # A version seen only on rows whose occurred_at is unusable has no first-seen time.
+            if g["app_version"] is not None and seen is not None:
+                old = s.app_versions.get(g["app_version"])
+                s.app_versions[g["app_version"]] = seen if old is None else min(old, seen)
+            continue
+        if reason is not None:
+            continue  # malformed rows count only in invalid_rows_total
+        if kind == "main":
+            outcome, ut, db = g["outcome"], g["user_type"], int(g["bucket"])
+            _add(s.requests, ut, n)
+            if outcome == "failure":
+                _add(s.failures, (ut, g["error_type"]), n)
+            hist = s.duration.setdefault((outcome, ut), Hist.empty(nb))
+            hist.counts[db] += n
+            hist.total += float(g["dsum"])
+            if g["large"]:
+                assert s.large is not None
+                s.large.counts[db] += n
+                s.large.total += float(g["dsum"])
+            if outcome == "success" and ut == "SUPER_ADMIN":
+                _add(s.forbidden, "super_admin", n)
+            if outcome == "success" and g["self_del"]:
+                _add(s.forbidden, "self_deletion", n)
+        elif kind == "hour":
+            _add(s.by_hour, f"{int(g['hour']):02d}", n)
+        elif kind == "weekday":
+            _add(s.by_weekday, WEEKDAYS[int(g["weekday"]) - 1], n)
+        elif kind == "cascade" and g["cbucket"] is not None:
+            s.cascade.counts[int(g["cbucket"])] += n
+            s.cascade.total += float(g["tsum"])
+    for table, rows in delta.tables:
+        if table not in s.rows_deleted and len(s.rows_deleted) >= s.max_tables:
+            table = OTHER  # first max_tables tables keep their name, the rest share one
+        _add(s.rows_deleted, table, int(rows))
+    if len(s.app_versions) > _APP_VERSION_MEMORY:
+        keep = sorted(s.app_versions.items(), key=lambda kv: (kv[1], kv[0]))
+        s.app_versions = dict(keep[-_APP_VERSION_MEMORY:])
+
+
+def delta_rows(delta: Delta) -> int:
+    """Rows (valid and invalid) one Delta covers."""
+    return sum(int(g["n"]) for g in delta.groups if g["kind"] == "rows")
 
 
 class AuditStateStore:
@@ -167,58 +302,25 @@ class AuditStateStore:
         self._lock = threading.Lock()
 
     def apply(self, delta: Delta) -> None:
-        """Merge the aggregate groups of one query (see audit_exporter.AGGREGATE_SQL)."""
-        s = self._state
-        nb = len(s.duration_bounds)
+        """Merge one Delta all-or-nothing: on a copy, swapped in only when the merge completed.
+
+        A merge that raised halfway and was swapped in anyway would be merged again when the
+        poll is retried (the cursor did not move): rows counted twice, for good.
+        """
         with self._lock:
-            for g in delta.groups:
-                kind, n, reason = g["kind"], int(g["n"]), g["invalid"]
-                if kind == "rows":
-                    s.ingested += n
-                    s.last_row_ts = max(filter(None, (s.last_row_ts, _ts(g["max_at"]))))
-                    s.first_any_row_ts = _min(s.first_any_row_ts, _ts(g["min_at"]))
-                    if reason is None:
-                        s.first_row_ts = _min(s.first_row_ts, _ts(g["min_at"]))
-                    else:
-                        _add(s.invalid, reason, n)
-                    continue
-                if kind == "app_version":
-                    if g["app_version"] is not None:
-                        seen = _min(s.app_versions.get(g["app_version"]), _ts(g["min_at"]))
-                        s.app_versions[g["app_version"]] = seen  # type: ignore[assignment]
-                    continue
-                if reason is not None:
-                    continue  # malformed rows count only in invalid_rows_total
-                if kind == "main":
-                    outcome, ut, db = g["outcome"], g["user_type"], int(g["bucket"])
-                    _add(s.requests, ut, n)
-                    if outcome == "failure":
-                        _add(s.failures, (ut, g["error_type"]), n)
-                    hist = s.duration.setdefault((outcome, ut), Hist.empty(nb))
-                    hist.counts[db] += n
-                    hist.total += float(g["dsum"])
-                    if g["large"]:
-                        assert s.large is not None
-                        s.large.counts[db] += n
-                        s.large.total += float(g["dsum"])
-                    if outcome == "success" and ut == "SUPER_ADMIN":
-                        _add(s.forbidden, "super_admin", n)
-                    if outcome == "success" and g["self_del"]:
-                        _add(s.forbidden, "self_deletion", n)
-                elif kind == "hour":
-                    _add(s.by_hour, f"{int(g['hour']):02d}", n)
-                elif kind == "weekday":
-                    _add(s.by_weekday, WEEKDAYS[int(g["weekday"]) - 1], n)
-                elif kind == "cascade" and g["cbucket"] is not None:
-                    s.cascade.counts[int(g["cbucket"])] += n
-                    s.cascade.total += float(g["tsum"])
-            for table, rows in delta.tables:
-                if table not in s.rows_deleted and len(s.rows_deleted) >= s.max_tables:
-                    table = OTHER  # first max_tables tables keep their name, the rest share one
-                _add(s.rows_deleted, table, int(rows))
-            if len(s.app_versions) > _APP_VERSION_MEMORY:
-                keep = sorted(s.app_versions.items(), key=lambda kv: (kv[1], kv[0]))
-                s.app_versions = dict(keep[-_APP_VERSION_MEMORY:])
+            new = clone_state(self._state)
+            merge(new, delta)
+            self._state = new
+
+    def publish_rows(self, source: AuditState) -> None:
+        """Adopt the row-derived fields of `source` (a private start-up state) and mark loaded."""
+        copy = clone_state(source)
+        with self._lock:
+            new = clone_state(self._state)
+            for name in ROW_FIELDS:
+                setattr(new, name, getattr(copy, name))
+            new.loaded = True
+            self._state = new
 
     def table_names(self) -> set[str]:
         with self._lock:
@@ -242,27 +344,9 @@ class AuditStateStore:
                 s.poll_errors += 1
 
     def snapshot(self) -> AuditState:
-        """A deep-enough copy for rendering (containers copied; Hist objects copied)."""
+        """A copy for rendering (containers copied; Hist objects copied)."""
         with self._lock:
-            s = self._state
-            copy = AuditState(**{k: getattr(s, k) for k in s.__dataclass_fields__})
-            for name in (
-                "requests",
-                "failures",
-                "rows_deleted",
-                "by_hour",
-                "by_weekday",
-                "forbidden",
-                "app_versions",
-                "invalid",
-            ):
-                setattr(copy, name, dict(getattr(s, name)))
-            copy.duration = {k: Hist(list(h.counts), h.total) for k, h in s.duration.items()}
-            assert s.large is not None
-            copy.large = Hist(list(s.large.counts), s.large.total)
-            copy.cascade = Hist(list(s.cascade.counts), s.cascade.total)
-            copy.poll_hist = Hist(list(s.poll_hist.counts), s.poll_hist.total)
-            return copy
+            return clone_state(self._state)
 
 
 def _bucket_index(bounds: Sequence[float], value: float) -> int:
@@ -433,8 +517,45 @@ class AuditCollector:
     def _self_metrics(self, s: AuditState) -> Iterable[Metric]:
         rows_created = s.first_any_row_ts
         yield GaugeMetricFamily(
-            "deletion_audit_up", "1 if the last database poll succeeded.", value=s.up
+            "deletion_audit_up",
+            "1 if the database answers: the last poll succeeded, or the start-up load is "
+            "progressing.",
+            value=s.up,
         )
+        yield GaugeMetricFamily(
+            "deletion_audit_ready",
+            "1 once the start-up aggregate has finished and deletion counters are served.",
+            value=1 if s.loaded else 0,
+        )
+        yield GaugeMetricFamily(
+            "deletion_audit_initial_load_rows_done",
+            "Audit rows the start-up aggregate has read so far (all of them once ready).",
+            value=s.load_rows_done,
+        )
+        fam = GaugeMetricFamily(
+            "deletion_audit_initial_load_rows_estimated",
+            "Estimated rows of the start-up aggregate (pg_class.reltuples); equals rows_done "
+            "once ready.",
+        )
+        if s.load_rows_estimated is not None:
+            fam.add_metric([], s.load_rows_estimated)
+        yield fam
+        fam = GaugeMetricFamily(
+            "deletion_audit_foreign_tx_rows",
+            "Committed audit rows whose tx is ahead of this cluster's transaction ids (written "
+            "by another cluster): the cursor can never reach them.",
+        )
+        if s.foreign_tx_rows is not None:
+            fam.add_metric([], s.foreign_tx_rows)
+        yield fam
+        fam = GaugeMetricFamily(
+            "deletion_audit_rows_behind_cursor_unaccounted",
+            "Rows at or below the cursor in the table minus rows ingested (periodic count): "
+            "> 0 rows inserted behind the cursor (never ingested), < 0 rows deleted.",
+        )
+        if s.rows_unaccounted is not None:
+            fam.add_metric([], s.rows_unaccounted)
+        yield fam
         fam = GaugeMetricFamily(
             "deletion_audit_last_row_timestamp_seconds",
             "Largest occurred_at of the audit rows ingested so far.",
@@ -480,8 +601,8 @@ class AuditCollector:
         )
         yield GaugeMetricFamily(
             "deletion_audit_cursor_lag_seconds",
-            "How long committed audit rows have been held back behind an open transaction "
-            "(the oldest running transaction pins the cursor).",
+            "Age of the oldest committed audit row the cursor cannot pass yet (an older "
+            "transaction is still open): now minus the poll that first saw it; 0 if none.",
             value=s.cursor_lag,
         )
         fam = GaugeMetricFamily(
