@@ -502,9 +502,9 @@ _GOOD = {
         ({"category": "orphans"}, "checks[0] (ok_check).category: must be one of"),
         ({"severity": "high"}, "checks[0] (ok_check).severity: must be one of"),
         ({"name": "Bad-Name"}, "checks[0] (Bad-Name).name: must be snake_case"),
-        ({"timeout": -1}, "checks[0] (ok_check).timeout: must be a positive number"),
+        ({"timeout": -1}, "checks[0] (ok_check).timeout: must be a finite number"),
         ({"timeout": 120}, "checks[0] (ok_check).timeout: must not exceed interval"),
-        ({"interval": "5m"}, "checks[0] (ok_check).interval: must be a positive number"),
+        ({"interval": "5m"}, "checks[0] (ok_check).interval: must be a finite number"),
         ({"sql": None}, "checks[0] (ok_check).sql: required field missing"),
         ({"sql": "SELECT %(n)s"}, "checks[0] (ok_check).sql: uses %(n)s but params has no 'n'"),
         ({"kind": "list"}, "checks[0] (ok_check).kind: must be one of"),
@@ -559,7 +559,10 @@ def test_checks_run_read_only(app_dsn: str) -> None:
     finally:
         conn.close()
     assert (result.ok, result.error_kind) == (False, "sql")
-    assert "ReadOnlySqlTransaction" in (result.error or "")
+    # Refused either by READ ONLY or, inside the runner's LIMIT wrapper, by the parser.
+    assert "ReadOnlySqlTransaction" in (result.error or "") or "data-modifying" in (
+        result.error or ""
+    )
     with psycopg.connect(app_dsn) as check_conn:
         assert check_conn.execute("SELECT count(*) FROM profiles").fetchone()[0] == 5
 

@@ -7,12 +7,15 @@ define) is reported as one line naming the field, before anything touches the da
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from deletion_monitor.integrity.sqltext import SqlShapeError, single_query
 
 DEFAULT_CHECKS_PATH = Path(__file__).resolve().parents[1] / "checks" / "default.yml"
 
@@ -31,9 +34,17 @@ KINDS = ("count", "completeness")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _REQUIRED = ("name", "category", "severity", "sql", "interval", "timeout")
-_OPTIONAL = ("kind", "sample_sql", "params", "description", "recommendation")
+_OPTIONAL = ("kind", "sample_sql", "params", "description", "recommendation", "max_rows")
 _TOP_LEVEL = ("checks",)
 
+# Upper bounds, so that a typo (or .inf / 1e309) fails at load instead of a check that never
+# runs. An hour is already far longer than a check may hold its snapshot (it holds back vacuum),
+# and a day between runs is far beyond integrity.maxResultAge (the stale alert fires first).
+MAX_TIMEOUT = 3600.0
+MAX_INTERVAL = 86400.0
+# kind completeness: rows read per run at most (the rest is counted as truncated, never loaded).
+DEFAULT_MAX_ROWS = 10_000
+MAX_MAX_ROWS = 1_000_000
 ParamValue = str | int | float | bool | list[str | int | float | bool]
 
 
@@ -56,6 +67,7 @@ class Check:
     params: dict[str, ParamValue] = field(default_factory=dict)
     description: str = ""
     recommendation: str = ""
+    max_rows: int = DEFAULT_MAX_ROWS
 
     def query_params(self) -> dict[str, ParamValue] | None:
         # None when the check has no params: then psycopg leaves a literal % alone, so checks
@@ -93,10 +105,13 @@ def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
     kind = raw.get("kind", "count")
     if kind not in KINDS:
         raise CheckConfigError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
-    for key in ("interval", "timeout"):
-        if not _is_number(raw[key]) or raw[key] <= 0:
+    for key, most in (("interval", MAX_INTERVAL), ("timeout", MAX_TIMEOUT)):
+        # `not 0 < x` rather than `x <= 0`: NaN compares false with everything and would pass.
+        value = raw[key]
+        if not _is_number(value) or not math.isfinite(value) or not 0 < value <= most:
             raise CheckConfigError(
-                f"{where}.{key}: must be a positive number of seconds, got {raw[key]!r}"
+                f"{where}.{key}: must be a finite number of seconds, greater than 0 and at most "
+                f"{most:g}, got {value!r}"
             )
     # A run longer than the interval would make runs queue up behind each other.
     if raw["timeout"] > raw["interval"]:
@@ -106,6 +121,21 @@ def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
     for key in ("sql", "sample_sql", "description", "recommendation"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise CheckConfigError(f"{where}.{key}: must be a non-empty string")
+    for key in ("sql", "sample_sql"):
+        if key in raw:
+            try:
+                single_query(raw[key])
+            except SqlShapeError as exc:
+                raise CheckConfigError(f"{where}.{key}: {exc}") from None
+    max_rows = raw.get("max_rows", DEFAULT_MAX_ROWS)
+    if "max_rows" in raw and kind != "completeness":
+        raise CheckConfigError(f"{where}.max_rows: only used by kind completeness")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int):
+        raise CheckConfigError(f"{where}.max_rows: must be a whole number, got {max_rows!r}")
+    if not 1 <= max_rows <= MAX_MAX_ROWS:
+        raise CheckConfigError(
+            f"{where}.max_rows: must be between 1 and {MAX_MAX_ROWS}, got {max_rows!r}"
+        )
 
     params = raw.get("params") or {}
     if not isinstance(params, dict):
@@ -144,6 +174,7 @@ def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
         params=dict(params),
         description=" ".join(str(raw.get("description", "")).split()),
         recommendation=" ".join(str(raw.get("recommendation", "")).split()),
+        max_rows=max_rows,
     )
 
 

@@ -49,6 +49,22 @@ class IntegrityCollector(Collector):
             "1 if the last run of the check succeeded, 0 if it failed.",
             labels=["check"],
         )
+        truncated = CounterMetricFamily(
+            "deletion_integrity_check_rows_truncated",
+            "Runs whose result had more rows than the check's max_rows (only those were read).",
+            labels=["check"],
+            created=created,
+        )
+        fetched = GaugeMetricFamily(
+            "deletion_integrity_check_rows_fetched",
+            "Rows the last successful run read from the database (bounded by the check).",
+            labels=["check"],
+        )
+        queue_wait = GaugeMetricFamily(
+            "deletion_integrity_check_queue_wait_seconds",
+            "How long the last run waited, once due, for a free pool connection.",
+            labels=["check"],
+        )
         for st in snap.checks:
             c = st.check
             # A check that has never succeeded has no violation value: absent, not a fake 0.
@@ -61,7 +77,18 @@ class IntegrityCollector(Collector):
             errors.add_metric([c.name], st.errors_total, created=created)
             if st.up is not None:
                 up.add_metric([c.name], 1.0 if st.up else 0.0)
+            truncated.add_metric([c.name], st.truncated_total, created=created)
+            if st.rows_fetched is not None:
+                fetched.add_metric([c.name], st.rows_fetched)
+            if st.queue_wait is not None:
+                queue_wait.add_metric([c.name], st.queue_wait)
         yield from (violations, duration, last_success, errors, up)
+        yield from (truncated, fetched, queue_wait)
+        yield GaugeMetricFamily(
+            "deletion_integrity_pool_size",
+            "Database connections the checks share at most (--pool-size).",
+            value=snap.pool_size,
+        )
 
         yield CounterMetricFamily(
             "deletion_completeness_audited",

@@ -10,19 +10,35 @@ import sys
 import threading
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
-from psycopg.conninfo import conninfo_to_dict
+import psycopg
+from prometheus_client import CollectorRegistry
 
 from deletion_monitor import __version__
-from deletion_monitor.cliargs import add_log_level, listen_address
-from deletion_monitor.integrity.checks import DEFAULT_CHECKS_PATH, CheckConfigError, load_checks
+from deletion_monitor.cliargs import add_log_level, int_between, listen_address, seconds
+from deletion_monitor.httpserver import start_metrics_server
+from deletion_monitor.integrity.checks import (
+    DEFAULT_CHECKS_PATH,
+    Check,
+    CheckConfigError,
+    load_checks,
+)
 from deletion_monitor.integrity.collector import IntegrityCollector
-from deletion_monitor.integrity.scheduler import Scheduler
+from deletion_monitor.integrity.runner import connect
+from deletion_monitor.integrity.scheduler import DEFAULT_POOL_SIZE, MAX_POOL_SIZE, Scheduler
+from deletion_monitor.integrity.sqltext import bounded
 from deletion_monitor.log import setup_logging
-from deletion_monitor.redaction import redact
+from deletion_monitor.redaction import (
+    dsn_problem,
+    error_line,
+    password_on_command_line,
+    redact_dsn,
+    register_dsn,
+)
 
 HELP = "Run the data-integrity checks in the background and export the results (default :9818)."
 DEFAULT_LISTEN = ":9818"
+# A probe every hour at most: deletion_integrity_up must react within minutes, not days.
+MAX_HEALTH_INTERVAL = 3600.0
 
 log = logging.getLogger("deletion_monitor.integrity")
 
@@ -30,8 +46,9 @@ log = logging.getLogger("deletion_monitor.integrity")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dsn",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL connection string (default: $DATABASE_URL)",
+        default=None,
+        help="PostgreSQL connection string (default: $DATABASE_URL; prefer the variable: "
+        "arguments are visible to every local user in ps)",
     )
     parser.add_argument(
         "--checks",
@@ -40,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checks YAML file (default: the packaged checks/default.yml)",
     )
     parser.add_argument(
-        "--check-only", action="store_true", help="validate the checks file and exit"
+        "--check-only",
+        action="store_true",
+        help="validate the checks file, then connect and have the database plan (not run) "
+        "every check; exit 0 or 2. Without a DSN only the file is validated, and it says so",
     )
     parser.add_argument(
         "--listen",
@@ -50,62 +70,131 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--health-interval",
-        type=float,
+        type=seconds(MAX_HEALTH_INTERVAL),
         default=15.0,
-        help="seconds between database reachability probes (default 15)",
+        help="seconds between database reachability probes, at most "
+        f"{MAX_HEALTH_INTERVAL:g} (default 15)",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=int_between(1, MAX_POOL_SIZE),
+        default=DEFAULT_POOL_SIZE,
+        help="database connections the checks share, 1 to "
+        f"{MAX_POOL_SIZE}; the exporter holds at most this plus one (the health probe) "
+        f"(default {DEFAULT_POOL_SIZE})",
     )
     add_log_level(parser)
 
 
+class VerifyError(Exception):
+    """--check-only: the database refused a check (or the connection); one line."""
+
+
+def verify_checks(dsn: str, checks: list[Check], source: str) -> None:
+    """Connect and have PostgreSQL parse and plan every check (EXPLAIN: nothing is executed).
+
+    Catches what the file alone cannot: a table or column that does not exist, a type error, a
+    DSN the server rejects. Raises VerifyError with one line naming the check or the DSN.
+    """
+    try:
+        conn = connect(dsn, application_name="deletion-integrity-check-only")
+    except psycopg.Error as exc:
+        raise VerifyError(f"--dsn: cannot connect: {error_line(exc, dsn)}") from None
+    try:
+        for i, check in enumerate(checks):
+            for key, sql in (("sql", check.sql), ("sample_sql", check.sample_sql)):
+                if not sql:
+                    continue
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(
+                            "SELECT set_config('statement_timeout', %s, true)",
+                            (str(max(1, int(check.timeout * 1000))),),
+                        )
+                        # stream(): extended protocol, one statement, as the runner sends it.
+                        list(cur.stream("EXPLAIN " + bounded(sql, 2), check.query_params()))
+                except psycopg.Error as exc:
+                    raise VerifyError(
+                        f"{source}: checks[{i}] ({check.name}).{key}: rejected by the database: "
+                        f"{error_line(exc, dsn)}"
+                    ) from None
+                finally:
+                    if not conn.closed:
+                        conn.rollback()
+    finally:
+        conn.close()
+
+
+def _fail(message: str) -> int:
+    print(f"integrity-exporter: {message}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    if args.log_level != "debug":
+        # psycopg_pool logs every failed reconnection attempt; the health probe and each
+        # check's state-change line already report an outage once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    dsn = args.dsn or os.environ.get("DATABASE_URL")
+    register_dsn(dsn)  # every output line from here on masks its password, parseable or not
     try:
         checks = load_checks(args.checks)
     except CheckConfigError as exc:
-        print(f"integrity-exporter: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    if dsn:
+        problem = dsn_problem(dsn)
+        if problem:
+            return _fail(f"--dsn: {problem}")
+    argv_warning = password_on_command_line(dsn)
     if args.check_only:
-        print(f"integrity-exporter: {args.checks}: {len(checks)} checks valid")
-        return 0
-    if not args.dsn:
-        print("integrity-exporter: --dsn: required (or set DATABASE_URL)", file=sys.stderr)
-        return 2
-    try:
-        conninfo_to_dict(args.dsn)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if not dsn:
+            print(
+                f"integrity-exporter: {args.checks}: {len(checks)} checks valid (file only: no "
+                "--dsn and no DATABASE_URL, the database was not contacted)"
+            )
+            return 0
+        try:
+            verify_checks(dsn, checks, str(args.checks))
+        except VerifyError as exc:
+            return _fail(str(exc))
+        if argv_warning:
+            log.warning(argv_warning)
         print(
-            f"integrity-exporter: --dsn: invalid connection string: {redact(first)}",
-            file=sys.stderr,
+            f"integrity-exporter: {args.checks}: {len(checks)} checks valid, and the database "
+            "accepted every one (planned with EXPLAIN, not run)"
         )
-        return 2
-    if args.health_interval <= 0:
-        print("integrity-exporter: --health-interval: must be > 0", file=sys.stderr)
-        return 2
+        return 0
+    if not dsn:
+        return _fail("--dsn: required (or set DATABASE_URL)")
     host, port = args.listen
 
-    scheduler = Scheduler(args.dsn, checks, health_interval=args.health_interval)
+    scheduler = Scheduler(
+        dsn, checks, health_interval=args.health_interval, pool_size=args.pool_size
+    )
     registry = CollectorRegistry(auto_describe=True)
     registry.register(IntegrityCollector(scheduler.state))
     try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
+        server = start_metrics_server(host, port, registry, "deletion integrity exporter")
     except OSError as exc:
-        print(
-            f"integrity-exporter: --listen: cannot bind {args.listen}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 2
+        return _fail(f"--listen: cannot bind {host}:{port}: {exc.strerror or exc}")
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if argv_warning:
+        log.warning(argv_warning)
     log.info(
         "integrity exporter %s listening on %s:%d with %d checks",
         __version__,
         host,
-        port,
+        server.server_port,
         len(checks),
-        extra={"dsn": redact(args.dsn), "checks_file": str(args.checks)},
+        extra={
+            "dsn": redact_dsn(dsn),
+            "checks_file": str(args.checks),
+            "pool_size": args.pool_size,
+        },
     )
     # The exporter starts even when the database is down: it reports that as
     # deletion_integrity_up 0 and recovers by itself, instead of crash-looping.
@@ -115,5 +204,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         log.info("integrity exporter stopping")
         scheduler.stop()
-        server.shutdown()
+        server.stop()
     return 0

@@ -28,7 +28,12 @@ from deletion_monitor.integrity.checks import (
 )
 from deletion_monitor.integrity.runner import CheckResult, connect, run_check
 from deletion_monitor.log import setup_logging
-from deletion_monitor.redaction import redact
+from deletion_monitor.redaction import (
+    dsn_problem,
+    error_line,
+    password_on_command_line,
+    register_dsn,
+)
 
 HELP = "Run every integrity check once and print a report; exit 0 clean, 1 violations, 2 error."
 
@@ -36,8 +41,9 @@ HELP = "Run every integrity check once and print a report; exit 0 clean, 1 viola
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dsn",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL connection string (default: $DATABASE_URL)",
+        default=None,
+        help="PostgreSQL connection string (default: $DATABASE_URL; prefer the variable: "
+        "arguments are visible to every local user in ps)",
     )
     parser.add_argument("--checks", type=Path, default=DEFAULT_CHECKS_PATH, help="checks YAML file")
     parser.add_argument("--format", choices=["text", "json"], default="text")
@@ -118,6 +124,8 @@ def build_report(
         }
         if r.check.kind == "completeness":
             entry["audited"] = r.audited
+            # More rows than the check's max_rows: only max_rows were read and audited.
+            entry["truncated"] = r.truncated
         checks.append(entry)
     recommendations = [
         f"{r.check.name} ({r.violations} {r.check.severity}): {r.check.recommendation}"
@@ -171,6 +179,8 @@ def render_text(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    dsn = args.dsn or os.environ.get("DATABASE_URL")
+    register_dsn(dsn)  # every output line from here on masks its password, parseable or not
     try:
         checks = load_checks(args.checks)
     except CheckConfigError as exc:
@@ -186,15 +196,22 @@ def run(args: argparse.Namespace) -> int:
         warning_issues = report_cfg["warningIssues"] if warning_issues is None else warning_issues
         if critical_issues is None:
             critical_issues = report_cfg["criticalIssues"]
-    if not args.dsn:
+    if not dsn:
         print("check-integrity: --dsn: required (or set DATABASE_URL)", file=sys.stderr)
         return 2
-    try:
-        results = run_all(args.dsn, checks)
-    except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"check-integrity: --dsn: cannot connect: {redact(first)}", file=sys.stderr)
+    problem = dsn_problem(dsn)
+    if problem:
+        print(f"check-integrity: --dsn: {problem}", file=sys.stderr)
         return 2
+    try:
+        results = run_all(dsn, checks)
+    except psycopg.Error as exc:
+        print(f"check-integrity: --dsn: cannot connect: {error_line(exc, dsn)}", file=sys.stderr)
+        return 2
+    # After connecting, so that a failed run keeps its one-line error.
+    argv_warning = password_on_command_line(dsn)
+    if argv_warning:
+        print(f"check-integrity: warning: {argv_warning}", file=sys.stderr)
     report = build_report(results, warning_issues, critical_issues)
     if args.format == "json":
         print(json.dumps(report, indent=2))

@@ -2,6 +2,13 @@
 
 Shared by the exporter's scheduler, the one-shot check-integrity report and the benchmark, so
 that all three measure and report exactly the same thing.
+
+Two guarantees do not depend on the checks file having been validated:
+- The check's SQL is sent over the extended query protocol (Cursor.stream), which refuses more
+  than one statement: no `COMMIT; DELETE ...` can leave the READ ONLY transaction or the
+  transaction-local statement_timeout, even if a check bypasses checks.py.
+- The SQL is wrapped in `SELECT * FROM (...) LIMIT n` (sqltext.bounded): a check that returns
+  millions of rows makes the server stop at n, and rows are streamed, never loaded at once.
 """
 
 from __future__ import annotations
@@ -16,12 +23,25 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from deletion_monitor.integrity.checks import Check
+from deletion_monitor.integrity.sqltext import bounded
 from deletion_monitor.redaction import redact
 
 APPLICATION_NAME = "deletion-integrity-exporter"
 # Seconds past a check's timeout before the client cancels the query itself: the server's
 # statement_timeout normally fires first; this only matters when the server cannot be heard.
 CLIENT_CANCEL_GRACE = 5.0
+# Rows per network round trip while streaming (libpq 17+ chunked mode; row by row before).
+STREAM_CHUNK = 500 if psycopg.pq.version() >= 170000 else 1
+# Connection settings shared by the scheduler's pool, check-integrity and --check-only.
+CONNECT_KWARGS: dict[str, object] = {
+    "autocommit": False,
+    "connect_timeout": 5,
+    # Keepalives so that a vanished server is noticed by the OS, not after hours.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 @dataclass
@@ -39,6 +59,9 @@ class CheckResult:
     audited: int = 0  # completeness kind: deletions audited in this run
     failures: int = 0  # completeness kind: audited deletions with leftovers
     samples: list[str] = field(default_factory=list)
+    rows_fetched: int = 0  # rows read from the server for the check's sql (bounded)
+    truncated: bool = False  # completeness kind: more than max_rows rows; only max_rows read
+    queue_wait: float = 0.0  # seconds the run waited for a free pool connection (scheduler)
 
 
 class ResultShapeError(ValueError):
@@ -47,19 +70,14 @@ class ResultShapeError(ValueError):
 
 def connect(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg.Connection:
     """A connection whose every transaction is READ ONLY (BEGIN READ ONLY)."""
-    conn = psycopg.connect(
-        dsn,
-        autocommit=False,
-        connect_timeout=5,
-        application_name=application_name,
-        # Keepalives so that a vanished server is noticed by the OS, not after hours.
-        keepalives=1,
-        keepalives_idle=10,
-        keepalives_interval=5,
-        keepalives_count=3,
-    )
-    conn.read_only = True
+    conn = psycopg.connect(dsn, application_name=application_name, **CONNECT_KWARGS)  # type: ignore[arg-type]
+    configure(conn)
     return conn
+
+
+def configure(conn: psycopg.Connection) -> None:
+    """Every transaction on `conn` starts as BEGIN READ ONLY (also the pool's configure hook)."""
+    conn.read_only = True
 
 
 def _as_count(value: object, check: Check) -> int:
@@ -72,9 +90,12 @@ def _as_count(value: object, check: Check) -> int:
     return int(value)
 
 
-def _evaluate(cur: psycopg.Cursor, check: Check, result: CheckResult) -> None:
-    rows = cur.fetchall()
+def _evaluate(rows: list[tuple[object, ...]], check: Check, result: CheckResult) -> None:
     if check.kind == "completeness":
+        if len(rows) > check.max_rows:
+            # The wrapper asked for max_rows + 1: the extra row only says "there was more".
+            result.truncated = True
+            rows = rows[: check.max_rows]
         for row in rows:
             if len(row) != 2 or not isinstance(row[1], list | type(None)):
                 raise ResultShapeError(
@@ -89,11 +110,17 @@ def _evaluate(cur: psycopg.Cursor, check: Check, result: CheckResult) -> None:
         result.violations = result.failures
         return
     if len(rows) != 1 or len(rows[0]) != 1:
+        got = "more than one row" if len(rows) > 1 else f"{len(rows)} row(s)"
         raise ResultShapeError(
-            f"check {check.name}: sql must return exactly one row with one column, "
-            f"got {len(rows)} row(s)"
+            f"check {check.name}: sql must return exactly one row with one column, got {got}"
         )
     result.violations = _as_count(rows[0][0], check)
+
+
+def _fetch(cur: psycopg.Cursor, sql: str, params: object, limit: int) -> list[tuple[object, ...]]:
+    # stream() always uses the extended protocol (one statement only), and with the LIMIT
+    # wrapper the server never produces more than `limit` rows.
+    return list(cur.stream(bounded(sql, limit), params, size=STREAM_CHUNK))  # type: ignore[arg-type]
 
 
 def run_check(
@@ -118,13 +145,15 @@ def run_check(
                 "SELECT set_config('statement_timeout', %s, true)",
                 (str(max(1, int(check.timeout * 1000))),),
             )
-            cur.execute(check.sql, check.query_params())
-            _evaluate(cur, check, result)
+            # count: 2 rows are enough to tell "exactly one" from "more than one".
+            limit = 2 if check.kind == "count" else check.max_rows + 1
+            rows = _fetch(cur, check.sql, check.query_params(), limit)
+            result.rows_fetched = len(rows)
+            _evaluate(rows, check, result)
             if with_samples and check.sample_sql and result.violations:
-                cur.execute(check.sample_sql, check.query_params())
                 result.samples = [
                     str(row[0]) if len(row) == 1 else " ".join(map(str, row))
-                    for row in cur.fetchmany(sample_limit)
+                    for row in _fetch(cur, check.sample_sql, check.query_params(), sample_limit)
                 ]
         result.ok = True
     except pg_errors.QueryCanceled:
