@@ -184,14 +184,40 @@
       ],
     },
 
+    // --- Incidents (docs/alerting.md "Incidents and grouping") --------------------------------
+    // An incident is one problem of the endpoint as the people paged for it see it: every alert
+    // one fault raises belongs to the same incident. alert() (alert_rules/alerts/lib.libsonnet)
+    // sets the label incident = incidents[category]; Alertmanager groups the PagerDuty and Slack
+    // routes by (service, incident), so one fault is one PagerDuty incident per escalation
+    // level (one dedup key), and the escalation rules run one clock per incident. The error
+    // ratio, the post-deploy ladder and the burn rates (category slo) are one availability
+    // incident: a failing deletion raises all of them.
+    incidents: {
+      availability: 'availability',
+      slo: 'availability',
+      latency: 'latency',
+      resources: 'resources',
+      integrity: 'integrity',
+      security: 'security',
+      meta: 'monitoring',  // exporters, their databases, Prometheus, Alertmanager
+      anomaly: 'anomaly',  // info only: the daily digest, never a page
+    },
+
     // --- Escalation (spec "Alert Routing and Escalation") --------------------------------------
-    // A critical alert of this service that has been FIRING (not pending) for `senior` seconds
-    // raises DeletionEscalationSenior, for `manager` seconds DeletionEscalationManager; both
-    // stop when the original resolves. Both are >= Prometheus' for-grace-period (10m), so the
-    // clock survives a Prometheus restart.
+    // Once per incident, not once per alert: while at least one critical alert of an incident
+    // has been FIRING (not pending) without a break for `senior` seconds, the incident raises
+    // DeletionEscalationSenior, after `manager` seconds DeletionEscalationManager (labelled by
+    // service and incident only); both resolve when the last critical alert of the incident
+    // resolves. Both are >= Prometheus' for-grace-period (10m), so the clock survives a
+    // Prometheus restart.
     escalation: {
       senior: 15 * 60,  // spec: not resolved in 15 min -> senior engineer
       manager: 30 * 60,  // spec: not resolved in 30 min -> manager
+      // An alert keeps its incident's escalation clock running only if it stops within this
+      // long of the fault stopping. The burn-rate pairs whose short window is longer (6h/30m:
+      // still firing up to 30 min after a fix) would page the senior engineer or the manager
+      // for a fault already fixed; they page on-call with their incident, but do not escalate.
+      maxLag: 300,
     },
     // Which alerts escalate: spec "Alert Routing and Escalation" escalates only the PagerDuty
     // (critical) path; warnings go to Slack and info to the digest, without escalation.

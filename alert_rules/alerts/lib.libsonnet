@@ -14,14 +14,21 @@ function(config) {
   local app = config.appSelector,
   local uid = config.dashboardUids,
 
+  // The incident an alert of `category` belongs to (config.incidents; docs/alerting.md
+  // "Incidents and grouping"): what Alertmanager groups pages by and the escalation clock runs on.
+  local incidentOf(category) =
+    assert std.objectHas(config.incidents, category) : 'config.incidents has no entry for category ' + category;
+    config.incidents[category],
+
   // One alert rule with the labels and annotations every alert must carry (team brief).
-  // category/source null: taken from the series (escalation alerts inherit the original's).
+  // category/source null: taken from the series (the escalation alerts carry the incident of
+  // the series they count). `incident` follows from the category; `labels` may override it.
   local alert(name, severity, category, source, expr, forSeconds, summary, description, dashboard, labels={}) = {
     alert: name,
     expr: expr,
     [if u.toSeconds(forSeconds) > 0 then 'for']: d(forSeconds),
     labels: { severity: severity, service: config.serviceName }
-            + (if category != null then { category: category } else {})
+            + (if category != null then { category: category, incident: incidentOf(category) } else {})
             + (if source != null then { source: source } else {})
             + labels,
     annotations: {
@@ -53,6 +60,7 @@ function(config) {
   app:: app,
   uid:: uid,
   alert:: alert,
+  incidentOf:: incidentOf,
   guard:: guard,
   errWindow:: errWindow,
   latWindow:: latWindow,

@@ -1,8 +1,8 @@
 """Lint the Prometheus rules: mixtool's rules in Python, plus this project's contracts.
 
 Per alert: CamelCase name; `severity` in {critical, warning, info}; the brief's labels (service,
-category, source; escalations carry `escalation` and take category/source from the escalated
-alert); `summary` static, capitalised, ending with a period; `description` templated;
+category, source; escalations carry `escalation` and count per (service, incident)); `summary`
+static, capitalised, ending with a period; `description` templated;
 `runbook_url` = runbookBaseUrl + <AlertName>.md and docs/runbooks/<AlertName>.md exists;
 `dashboard_url` points at a dashboard uid from the config.
 Per recording rule: `level:metric:operations`.
@@ -114,8 +114,8 @@ def check_alert(
             problems.append(
                 f"{where}: escalation {labels['escalation']!r} not in {ESCALATION_LEVELS}"
             )
-        if "escalated_alert" not in str(rule.get("expr", "")):
-            problems.append(f"{where}: escalation must set the escalated_alert label")
+        if not re.search(r"\bby \(service, incident\)", str(rule.get("expr", ""))):
+            problems.append(f"{where}: escalation must count per incident (by (service, incident))")
     else:
         if labels.get("category") not in CATEGORIES:
             problems.append(
