@@ -41,12 +41,13 @@ SELECT a.*,
            AS cascade
 FROM {table} a
 WHERE outcome IN ('success', 'failure')
-  AND duration_seconds >= 0 AND duration_seconds < 'Infinity'::float8
+  AND duration_seconds >= 0 AND duration_seconds <= 1e6  -- NaN is above every number in SQL
+  AND occurred_at >= '0001-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'
   AND (rows_deleted IS NULL OR jsonb_typeof(rows_deleted) = 'null'
        OR (jsonb_typeof(rows_deleted) = 'object'
            AND NOT EXISTS (SELECT 1 FROM jsonb_each(rows_deleted) e
                            WHERE jsonb_typeof(e.value) <> 'number'
-                              OR e.value::text !~ '^[0-9]+$')))
+                              OR e.value::text !~ '^[0-9]{{1,15}}$')))
 """
 
 
