@@ -52,20 +52,27 @@ function(config=(import '../config/config.libsonnet')._config)
     title_link: '{{ template "deletion.dashboard_url" . }}',
     text: '{{ template "deletion.slack.text" . }}',
     color: '{{ template "deletion.slack.color" . }}',
+    // The group the message belongs to (incident, level): one thread per incident and route.
+    footer: '{{ template "deletion.slack.footer" . }}',
   };
   local pagerduty(fileKey) = {
     routing_key_file: secret(fileKey),
     send_resolved: true,
-    // PagerDuty's dedup_key is Alertmanager's group key hash: one incident per alert group,
-    // resolved by the resolve event of the same group.
+    // PagerDuty's dedup_key is Alertmanager's hash of the group key (route + group labels;
+    // 0.25 does not let a config set it). The PagerDuty routes group by (service, incident), so
+    // the key is stable per service, incident and escalation level: every later alert of the
+    // incident updates the same PagerDuty incident, the group's resolve closes it.
     severity: '{{ template "deletion.pagerduty.severity" . }}',
     description: '{{ template "deletion.pagerduty.description" . }}',
     client: 'Alertmanager (deletion-monitoring)',
+    component: '{{ .CommonLabels.incident }}',
+    group: '{{ .CommonLabels.service }}',
     details: {
+      incident: '{{ .CommonLabels.incident }}',
       alertname: '{{ .CommonLabels.alertname }}',
       service: '{{ .CommonLabels.service }}',
       severity: '{{ .CommonLabels.severity }}',
-      escalated_alert: '{{ .CommonLabels.escalated_alert }}',
+      escalation: '{{ .CommonLabels.escalation }}',
       summary: '{{ .CommonAnnotations.summary }}',
       description: '{{ .CommonAnnotations.description }}',
       runbook_url: '{{ template "deletion.runbook_url" . }}',
@@ -123,15 +130,14 @@ function(config=(import '../config/config.libsonnet')._config)
       },
       {
         '#': 'The audit exporter or its database being down explains every symptom computed from'
-             + ' audit data (stale data, missing rates) and their escalations (which inherit'
-             + ' source): page for the cause only. The causes and the escalations of the causes'
-             + ' are excluded from the targets, so a cause never silences itself, the other'
-             + ' cause, or its own escalation to the senior engineer and the manager.',
+             + ' audit data (stale data, missing rates): page for the cause only. The causes are'
+             + ' excluded from the targets, so a cause never silences itself or the other cause.'
+             + ' Escalations carry no source (they are per incident), so a cause never silences'
+             + ' the escalation of its own (monitoring) incident.',
         source_matchers: ['alertname=~"%s"' % alertnames(auditDown)],
         target_matchers: [
           'source="audit"',
           'alertname!~"%s"' % alertnames(auditDown),
-          'escalated_alert!~"%s"' % alertnames(auditDown),
         ],
         equal: ['service'],
       },
@@ -141,7 +147,6 @@ function(config=(import '../config/config.libsonnet')._config)
         target_matchers: [
           'source="integrity"',
           'alertname!~"%s"' % alertnames(integrityDown),
-          'escalated_alert!~"%s"' % alertnames(integrityDown),
         ],
         equal: ['service'],
       },
@@ -206,13 +211,14 @@ function(config=(import '../config/config.libsonnet')._config)
           continue: false,
         },
         {
-          '#': 'Escalation alerts (rules: a critical alert unresolved for 15 / 30 min) page the'
-               + ' next level. continue: a security escalation also reaches the security'
-               + ' channel, and every escalation gets a Slack copy below.',
+          '#': 'Escalation alerts (rules: an incident with a critical alert unresolved for 15 / 30'
+               + ' min; one escalation per incident) page the next level. continue: a security'
+               + ' escalation also reaches the security channel, and every escalation gets a Slack'
+               + ' copy below.',
           matchers: ['escalation="senior"'],
           receiver: 'pagerduty-senior',
-          '#group_by': 'One page per escalated alert and service.',
-          group_by: ['alertname', 'escalated_alert', 'service'],
+          '#group_by': 'One PagerDuty incident (dedup key) per incident and service.',
+          group_by: ['service', 'incident'],
           '#group_wait': 'The rule already waited 15 min; 10 s only gathers its series.',
           group_wait: d(10),
           '#group_interval': 'Updates to an open incident are not urgent.',
@@ -226,8 +232,8 @@ function(config=(import '../config/config.libsonnet')._config)
         {
           matchers: ['escalation="manager"'],
           receiver: 'pagerduty-manager',
-          '#group_by': 'One page per escalated alert and service.',
-          group_by: ['alertname', 'escalated_alert', 'service'],
+          '#group_by': 'One PagerDuty incident (dedup key) per incident and service.',
+          group_by: ['service', 'incident'],
           '#group_wait': 'The rule already waited 30 min; 10 s only gathers its series.',
           group_wait: d(10),
           '#group_interval': 'Updates to an open incident are not urgent.',
@@ -237,13 +243,13 @@ function(config=(import '../config/config.libsonnet')._config)
           continue: true,
         },
         {
-          '#': 'Security alerts (authorization failures, forbidden deletions, the auth probe) go'
-               + ' to the security channel and, through continue, also follow their severity'
-               + ' route (a critical one pages on-call).',
-          matchers: ['category="security"'],
+          '#': 'The security incident (authorization failures, forbidden deletions, the auth'
+               + ' probe, and its escalations) goes to the security channel and, through continue,'
+               + ' also follows its severity route (a critical one pages on-call).',
+          matchers: ['incident="security"'],
           receiver: 'slack-security',
-          '#group_by': 'One message per security problem and service.',
-          group_by: ['alertname', 'service'],
+          '#group_by': 'One message stream per incident and service.',
+          group_by: ['service', 'incident'],
           '#group_wait': 'Security findings are urgent: 10 s gathers the series of one evaluation.',
           group_wait: d(10),
           '#group_interval': 'New series of an open problem within 5 min.',
@@ -257,8 +263,8 @@ function(config=(import '../config/config.libsonnet')._config)
                + ' original critical alert and must not be paged again by its escalation.',
           matchers: ['escalation=~"senior|manager"'],
           receiver: 'slack-ops',
-          '#group_by': 'One message per escalated alert and level.',
-          group_by: ['alertname', 'escalated_alert', 'service'],
+          '#group_by': 'One message stream per incident and level (the alert name is the level).',
+          group_by: ['alertname', 'service', 'incident'],
           '#group_wait': 'As the escalation page.',
           group_wait: d(10),
           '#group_interval': 'As the escalation page.',
@@ -271,8 +277,10 @@ function(config=(import '../config/config.libsonnet')._config)
           '#': 'Critical: page the on-call engineer, and continue to the Slack copy below.',
           matchers: ['severity="critical"'],
           receiver: 'pagerduty-oncall',
-          '#group_by': 'One incident per alert and service.',
-          group_by: ['alertname', 'service'],
+          '#group_by': 'One PagerDuty incident per incident and service: the error ratio, the'
+                       + ' post-deploy ladder and the burn rates of one fault are one page (one'
+                       + ' dedup key); alerts joining later update it.',
+          group_by: ['service', 'incident'],
           '#group_wait': 'Page fast (spec: immediate); 10 s gathers the series of one evaluation'
                          + ' and lets an exporter-down inhibitor arrive first.',
           group_wait: d(10),
@@ -287,8 +295,8 @@ function(config=(import '../config/config.libsonnet')._config)
           '#': 'The Slack copy of every critical alert, so the team sees what on-call sees.',
           matchers: ['severity="critical"'],
           receiver: 'slack-ops',
-          '#group_by': 'As the page: one message per alert and service.',
-          group_by: ['alertname', 'service'],
+          '#group_by': 'As the page: one message stream per incident and service.',
+          group_by: ['service', 'incident'],
           '#group_wait': 'Same moment as the page.',
           group_wait: d(10),
           '#group_interval': 'New series of an open problem within 5 min.',
@@ -300,8 +308,8 @@ function(config=(import '../config/config.libsonnet')._config)
           '#': 'Warning: the operations channel.',
           matchers: ['severity="warning"'],
           receiver: 'slack-ops',
-          '#group_by': 'One message per alert and service.',
-          group_by: ['alertname', 'service'],
+          '#group_by': 'One message stream per incident and service.',
+          group_by: ['service', 'incident'],
           '#group_wait': 'Not urgent: 30 s also lets the critical level of the same alert arrive'
                          + ' and inhibit it.',
           group_wait: d(30),

@@ -18,8 +18,16 @@ AM_YML = REPO_ROOT / OUTPUT
 AM_DIR = REPO_ROOT / "alertmanager"
 SECRETS_DIR = "/etc/alertmanager/secrets"
 
-# Common labels of a real alert from the rules (see the brief's alert contract).
-BASE = {"service": "user-deletion", "source": "audit", "category": "availability"}
+# Common labels of a real alert from the rules (see the brief's alert contract; alert() derives
+# incident from category, config.incidents).
+BASE = {
+    "service": "user-deletion",
+    "source": "audit",
+    "category": "availability",
+    "incident": "availability",
+}
+# An escalation alert as the rules raise it: per incident, no category/source/alert name of its own.
+ESCALATION = {"service": "user-deletion", "severity": "critical", "incident": "availability"}
 
 # (case id, labels, expected receivers in tree order). amtool's check is order-sensitive, so the
 # expected lists also pin the order in which `continue` routes fire.
@@ -35,30 +43,48 @@ ROUTING_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ["slack-ops"],
     ),
     (
+        "critical of another incident pages on-call the same way",
+        {
+            **BASE,
+            "alertname": "DeletionCompletenessAuditFailed",
+            "severity": "critical",
+            "category": "integrity",
+            "incident": "integrity",
+            "source": "integrity",
+        },
+        ["pagerduty-oncall", "slack-ops"],
+    ),
+    (
+        "critical burn rate of the availability incident: the same routes as the error ratio",
+        {
+            **BASE,
+            "alertname": "DeletionErrorBudgetBurn",
+            "severity": "critical",
+            "category": "slo",
+            "long_window": "1h",
+            "short_window": "5m",
+        },
+        ["pagerduty-oncall", "slack-ops"],
+    ),
+    (
         "info goes to the daily digest",
-        {**BASE, "alertname": "DeletionLatencyAnomaly", "severity": "info", "category": "anomaly"},
+        {
+            **BASE,
+            "alertname": "DeletionLatencyAnomaly",
+            "severity": "info",
+            "category": "anomaly",
+            "incident": "anomaly",
+        },
         ["email-digest"],
     ),
     (
         "senior escalation pages the senior engineer, not on-call again",
-        {
-            **BASE,
-            "alertname": "DeletionEscalationSenior",
-            "severity": "critical",
-            "escalation": "senior",
-            "escalated_alert": "DeletionErrorRateHigh",
-        },
+        {**ESCALATION, "alertname": "DeletionEscalationSenior", "escalation": "senior"},
         ["pagerduty-senior", "slack-ops"],
     ),
     (
         "manager escalation pages the manager",
-        {
-            **BASE,
-            "alertname": "DeletionEscalationManager",
-            "severity": "critical",
-            "escalation": "manager",
-            "escalated_alert": "DeletionErrorRateHigh",
-        },
+        {**ESCALATION, "alertname": "DeletionEscalationManager", "escalation": "manager"},
         ["pagerduty-manager", "slack-ops"],
     ),
     (
@@ -68,6 +94,7 @@ ROUTING_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "alertname": "DeletionForbiddenDeletion",
             "severity": "critical",
             "category": "security",
+            "incident": "security",
         },
         ["slack-security", "pagerduty-oncall", "slack-ops"],
     ),
@@ -78,20 +105,29 @@ ROUTING_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "alertname": "DeletionAuthorizationFailuresHigh",
             "severity": "warning",
             "category": "security",
+            "incident": "security",
         },
         ["slack-security", "slack-ops"],
     ),
     (
-        "escalated security alert: senior, security channel, slack copy",
+        "escalated security incident: senior, security channel, slack copy",
         {
-            **BASE,
+            **ESCALATION,
             "alertname": "DeletionEscalationSenior",
-            "severity": "critical",
-            "category": "security",
             "escalation": "senior",
-            "escalated_alert": "DeletionForbiddenDeletion",
+            "incident": "security",
         },
         ["pagerduty-senior", "slack-security", "slack-ops"],
+    ),
+    (
+        "manager escalation of the security incident: manager, security channel, slack copy",
+        {
+            **ESCALATION,
+            "alertname": "DeletionEscalationManager",
+            "escalation": "manager",
+            "incident": "security",
+        },
+        ["pagerduty-manager", "slack-security", "slack-ops"],
     ),
     (
         "watchdog reaches only the heartbeat",
@@ -162,7 +198,7 @@ def test_routing_check_is_order_sensitive() -> None:
     # The security receiver comes first: the same receivers in another order must fail, which is
     # what makes the table above pin the tree order and not just the set of receivers.
     labels = {**BASE, "alertname": "DeletionForbiddenDeletion", "severity": "critical"}
-    labels["category"] = "security"
+    labels.update(category="security", incident="security")
     assert amtool_routes(labels, ["pagerduty-oncall", "slack-ops", "slack-security"]).returncode
     assert (
         amtool_routes(labels, ["slack-security", "pagerduty-oncall", "slack-ops"]).returncode == 0
@@ -186,6 +222,41 @@ def test_every_receiver_of_the_contract_exists_and_is_used() -> None:
     )
     used = {cfg["route"]["receiver"]} | {r["receiver"] for r in cfg["route"]["routes"]}
     assert used == set(names)
+
+
+def test_pages_and_their_copies_group_by_incident() -> None:
+    """One incident = one group per receiver: every PagerDuty route, the Slack copies and the
+    ops/security channels group by (service, incident), never by alert name (which would split
+    one fault into one page per alert). Only the escalation copies add the alert name, which is
+    the level (senior/manager), so each level has its own thread."""
+    routes = committed()["route"]["routes"]
+    by_receiver: dict[str, list[list[str]]] = {}
+    for route in routes:
+        by_receiver.setdefault(route["receiver"], []).append(route["group_by"])
+    for receiver in ("pagerduty-oncall", "pagerduty-senior", "pagerduty-manager", "slack-security"):
+        assert by_receiver[receiver] == [["service", "incident"]], receiver
+    assert sorted(by_receiver["slack-ops"]) == sorted(
+        [["alertname", "service", "incident"], ["service", "incident"], ["service", "incident"]]
+    )
+    # The inhibition no longer refers to a per-alert escalation label.
+    assert "escalated_alert" not in AM_YML.read_text()
+
+
+def test_every_incident_of_the_config_routes_its_criticals_to_oncall() -> None:
+    """Each incident name of config.incidents reaches on-call when critical (no incident falls
+    to the default receiver) and escalates to the senior engineer."""
+    for incident in sorted(set(load_config({})["incidents"].values())):
+        labels = {**BASE, "alertname": "X", "severity": "critical", "incident": incident}
+        expected = ["pagerduty-oncall", "slack-ops"]
+        if incident == "security":
+            expected = ["slack-security", *expected]
+        assert amtool_routes(labels, expected).returncode == 0, incident
+        esc = {**ESCALATION, "alertname": "DeletionEscalationSenior", "escalation": "senior"}
+        esc["incident"] = incident
+        expected = ["pagerduty-senior", "slack-ops"]
+        if incident == "security":
+            expected = ["pagerduty-senior", "slack-security", "slack-ops"]
+        assert amtool_routes(esc, expected).returncode == 0, incident
 
 
 def test_watchdog_route_is_first_and_stops() -> None:

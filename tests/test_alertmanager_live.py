@@ -14,6 +14,7 @@ one test never mix with another's.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import threading
@@ -32,7 +33,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from deletion_monitor.config import REPO_ROOT
+from deletion_monitor.config import REPO_ROOT, load_config
 from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
 
 AM_YML = REPO_ROOT / "alertmanager" / "alertmanager.yml"
@@ -48,6 +49,9 @@ KEYS = {
 }
 RUNBOOK = "https://runbooks.example/docs/runbooks/{}.md"
 DASHBOARD = "http://grafana.example/d/deletion-post-deploy"
+
+# config.incidents: the incident label alert() derives from the category.
+INCIDENTS = load_config({})["incidents"]
 
 # Test timings: every group flushes after 1 s, repeats after 2 s.
 FAST = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "2s"}
@@ -281,6 +285,9 @@ def alert(
     all_labels = {"alertname": alertname, "service": service, "source": "audit"}
     all_labels.setdefault("category", "availability")
     all_labels.update(labels)
+    # As alert() in the rules: the incident follows from the category unless given.
+    if "category" in all_labels:
+        all_labels.setdefault("incident", INCIDENTS[all_labels["category"]])
     if severity is not None:
         all_labels["severity"] = severity
     return {
@@ -295,6 +302,35 @@ def alert(
         # Like Prometheus: firing alerts carry an endsAt in the near future, resolved ones now.
         "endsAt": (now if resolved else now + timedelta(hours=1)).isoformat(),
     }
+
+
+def escalation(
+    service: str, level: str, incident: str, resolved: bool = False, **kw: Any
+) -> dict[str, Any]:
+    """DeletionEscalationSenior/Manager as the rules raise it: per (service, incident), without
+    category, source or the escalated alert's name."""
+    esc = alert(
+        service,
+        f"DeletionEscalation{level.title()}",
+        "critical",
+        resolved=resolved,
+        escalation=level,
+        incident=incident,
+        **kw,
+    )
+    for label in ("category", "source"):
+        esc["labels"].pop(label)
+    return esc
+
+
+def dedup_key(route_matchers: str, service: str, incident: str) -> str:
+    """PagerDuty dedup key Alertmanager 0.25 sends: sha256 of the group key, which is the route
+    path (root `{}` / the route's matchers) and the group labels."""
+    group_key = f'{{}}/{route_matchers}:{{incident="{incident}", service="{service}"}}'
+    return hashlib.sha256(group_key.encode()).hexdigest()
+
+
+LEVELS = ("senior", "manager")
 
 
 # --- Fixtures ----------------------------------------------------------------------------------
@@ -382,14 +418,21 @@ def test_alerts_of_one_group_arrive_in_one_message(
     am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str
 ) -> None:
     http, _ = sinks
-    # Two series of one alert (grouped by alertname+service) and one other alert, in one post.
+    # Two series of one alert of the latency incident and an alert of another incident
+    # (resources), in one post: one message per incident.
+    lat = {"category": "latency"}
+    pool = {"category": "resources", "source": "app"}
     # Started now, so the group waits its group_wait for the second series instead of flushing
     # on the first (which is what an alert that started earlier triggers).
     fresh = timedelta(0)
     am.post(
-        alert(service, "DeletionLatencyP95High", "warning", started=fresh, user_type="VENDOR"),
-        alert(service, "DeletionLatencyP95High", "warning", started=fresh, user_type="CLIENT"),
-        alert(service, "DeletionDbPoolSaturated", "warning", started=fresh, source="app"),
+        alert(
+            service, "DeletionLatencyP95High", "warning", started=fresh, **lat, user_type="VENDOR"
+        ),
+        alert(
+            service, "DeletionLatencyP95High", "warning", started=fresh, **lat, user_type="CLIENT"
+        ),
+        alert(service, "DeletionDbPoolSaturated", "warning", started=fresh, **pool),
     )
     latency = wait_for(
         lambda: http.select("/slack", "DeletionLatencyP95High · warning · " + service),
@@ -476,44 +519,23 @@ def test_exporter_or_database_down_silences_its_symptoms_not_itself(
     wait_for(lambda: http.select("/pagerduty", "DeletionAuditDatabaseDown"), what="cause page")
     assert not http.select("/pagerduty", f"DeletionErrorRateHigh critical summary for {service}")
 
-    # Escalations inherit the original's labels (source too). The escalation of a symptom is
-    # silenced with it; the escalation of a cause must not be silenced by that very cause.
-    escalate = {"category": "meta", "escalation": "senior"}
-    am.post(
-        alert(
-            service,
-            "DeletionEscalationSenior",
-            "critical",
-            **escalate,
-            escalated_alert="DeletionAuditExporterDown",
-        ),
-    )
-    am.post(
-        alert(
-            service,
-            "DeletionEscalationManager",
-            "critical",
-            **escalate | {"escalation": "manager"},
-            escalated_alert="DeletionErrorRateHigh",
-        ),
-    )
+    # Escalations are per incident and carry no source: the escalation of the monitoring incident
+    # (the cause's own) is never silenced by the cause, and pages the senior engineer.
+    am.post(escalation(service, "senior", "monitoring"))
     state = wait_for(
-        lambda: (s := am.alerts(service)) and "DeletionEscalationManager/critical" in s and s,
-        what="the escalations",
+        lambda: (s := am.alerts(service)) and "DeletionEscalationSenior/critical" in s and s,
+        what="the escalation",
     )
     assert state["DeletionEscalationSenior/critical"]["status"]["state"] == "active"
-    assert state["DeletionEscalationManager/critical"]["status"]["state"] == "suppressed"
     senior = wait_for(
         lambda: [
             p
             for p in http.select("/pagerduty", service)
             if p["body"]["routing_key"] == KEYS["pagerduty_senior_routing_key"]
         ],
-        what="the escalation of the cause",
+        what="the escalation of the monitoring incident",
     )
-    assert senior[0]["body"]["payload"]["custom_details"]["escalated_alert"] == (
-        "DeletionAuditExporterDown"
-    )
+    assert senior[0]["body"]["payload"]["custom_details"]["incident"] == "monitoring"
 
     # The integrity equivalent.
     am.post(alert(service, "DeletionIntegrityDatabaseDown", "critical", source="integrity"))
@@ -564,34 +586,132 @@ def test_resolving_stops_repeats(
     ] == []
 
 
+def test_one_incident_is_one_pagerduty_incident_per_level(
+    am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str
+) -> None:
+    """The alerts one fault raises (error ratio, post-deploy ladder, two burn-rate pairs) and the
+    incident's escalations: one event stream with one dedup key per PagerDuty receiver, later
+    alerts update it, the resolve closes it, nothing triggers after. Another incident of the same
+    service (latency) is a PagerDuty incident of its own."""
+    http, _ = sinks
+    fresh = timedelta(0)
+    burn = {"category": "slo"}
+    fault = [
+        alert(service, "DeletionErrorRateHigh", "critical", started=fresh),
+        alert(service, "DeletionErrorRatePostDeploy", "critical", started=fresh),
+    ]
+    later = [
+        alert(service, "DeletionErrorBudgetBurn", "critical", **burn, long_window="1h"),
+        alert(service, "DeletionErrorBudgetBurn", "critical", **burn, long_window="6h"),
+    ]
+    other = alert(service, "DeletionLatencyP95High", "critical", category="latency")
+    levels = [escalation(service, "senior", "availability")]
+    levels.append(escalation(service, "manager", "availability"))
+
+    def events(key: str, incident: str = "availability") -> list[dict[str, Any]]:
+        return [
+            p["body"]
+            for p in http.select("/pagerduty", service)
+            if p["body"]["routing_key"] == KEYS[key]
+            and p["body"]["payload"]["custom_details"]["incident"] == incident
+        ]
+
+    am.post(*fault)
+    (first, *_) = wait_for(lambda: events("pagerduty_oncall_routing_key"), what="the page")
+    # Both alerts of the same evaluation arrive in the first event: one page, not two.
+    assert first["payload"]["custom_details"]["num_firing"] == "2"
+    am.post(*later, other, *levels)
+    wait_for(
+        lambda: any(
+            e["payload"]["custom_details"]["num_firing"] == "4"
+            for e in events("pagerduty_oncall_routing_key")
+        ),
+        what="the burn rates joining the on-call incident",
+    )
+    wait_for(lambda: events("pagerduty_manager_routing_key"), what="the manager page")
+    wait_for(lambda: events("pagerduty_oncall_routing_key", "latency"), what="the latency page")
+
+    # One dedup key per receiver, the hash of the (route, service, incident) group key.
+    expected = {
+        "pagerduty_oncall_routing_key": dedup_key('{severity="critical"}', service, "availability"),
+        "pagerduty_senior_routing_key": dedup_key('{escalation="senior"}', service, "availability"),
+        "pagerduty_manager_routing_key": dedup_key(
+            '{escalation="manager"}', service, "availability"
+        ),
+    }
+    for key, dedup in expected.items():
+        assert {e["dedup_key"] for e in events(key)} == {dedup}, key
+        assert {e["event_action"] for e in events(key)} == {"trigger"}, key
+    (latency_key,) = {e["dedup_key"] for e in events("pagerduty_oncall_routing_key", "latency")}
+    assert latency_key == dedup_key('{severity="critical"}', service, "latency")
+    # The Slack copy of the availability page is one thread (one group), whatever joined it.
+    copies = [
+        m["body"]["attachments"][0]
+        for m in http.select("/slack", service)
+        if m["body"]["channel"] == "#ops-alerts"
+        and "incident=availability" in m["body"]["attachments"][0]["footer"]
+        and "alertname=" not in m["body"]["attachments"][0]["footer"]
+    ]
+    assert copies and {c["footer"].strip() for c in copies} == {
+        f"group: incident=availability service={service}"
+    }
+    assert any(c["title"].startswith("[FIRING:4] Incident · critical") for c in copies), [
+        c["title"] for c in copies
+    ]
+
+    # Resolved: one resolve per receiver closes the same incident; nothing triggers after it.
+    am.post(*(dict(a, endsAt=datetime.now(UTC).isoformat()) for a in [*fault, *later]))
+    am.post(*(escalation(service, level, "availability", resolved=True) for level in LEVELS))
+    for key in expected:
+        wait_for(
+            lambda key=key: [e for e in events(key) if e["event_action"] == "resolve"],
+            what=f"the resolve of {key}",
+        )
+    time.sleep(5)  # more than two repeat intervals of the test copy
+    for key, dedup in expected.items():
+        actions = [e["event_action"] for e in events(key)]
+        assert actions.count("resolve") == 1, (key, actions)
+        assert actions[-1] == "resolve", (key, actions)  # no trigger after the resolve
+        assert {e["dedup_key"] for e in events(key)} == {dedup}
+
+
 def test_security_alert_reaches_security_channel_and_its_severity_route(
     am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str
 ) -> None:
     http, _ = sinks
+    fresh = timedelta(0)  # one post, one group_wait: both alerts in the first message
     am.post(
-        alert(service, "DeletionForbiddenDeletion", "critical", category="security"),
-        alert(service, "DeletionAuthorizationFailuresHigh", "warning", category="security"),
-    )
-    forbidden = wait_for(
-        lambda: (
-            (m := http.select("/slack", "DeletionForbiddenDeletion · critical · " + service))
-            and len(m) >= 2
-            and m
+        alert(service, "DeletionForbiddenDeletion", "critical", started=fresh, category="security"),
+        alert(
+            service,
+            "DeletionAuthorizationFailuresHigh",
+            "warning",
+            started=fresh,
+            category="security",
         ),
-        what="both Slack messages of the forbidden deletion",
     )
-    assert {m["body"]["channel"] for m in forbidden} == {"#security-alerts", "#ops-alerts"}
+
+    def channel(name: str) -> list[dict[str, Any]]:
+        return [m["body"] for m in http.select("/slack", service) if m["body"]["channel"] == name]
+
+    # The security channel: one message stream for the security incident, both alerts in it.
+    (msg, *_) = wait_for(lambda: channel("#security-alerts"), what="the security channel")
+    attachment = msg["attachments"][0]
+    assert attachment["title"].startswith("[FIRING:2] Incident · mixed severities")
+    assert "DeletionForbiddenDeletion" in attachment["text"]
+    assert "DeletionAuthorizationFailuresHigh" in attachment["text"]
+    assert attachment["footer"].strip() == f"group: incident=security service={service}"
+    # The ops channel: the critical's copy and the warning, each from its severity route.
+    ops = wait_for(
+        lambda: (m := channel("#ops-alerts")) and len(m) >= 2 and m, what="the ops channel"
+    )
+    titles = sorted(m["attachments"][0]["title"] for m in ops)
+    assert any(t.startswith("[FIRING:1] DeletionForbiddenDeletion · critical") for t in titles)
+    assert any(
+        t.startswith("[FIRING:1] DeletionAuthorizationFailuresHigh · warning") for t in titles
+    )
     (page, *_) = wait_for(lambda: http.select("/pagerduty", service), what="on-call page")
     assert page["body"]["routing_key"] == KEYS["pagerduty_oncall_routing_key"]
-    auth = wait_for(
-        lambda: (
-            (m := http.select("/slack", "DeletionAuthorizationFailuresHigh · warning"))
-            and len({x["body"]["channel"] for x in m if service in json.dumps(x)}) == 2
-            and m
-        ),
-        what="both Slack messages of the authorization warning",
-    )
-    assert {m["body"]["channel"] for m in auth} == {"#security-alerts", "#ops-alerts"}
     # A warning never pages.
     assert not http.select("/pagerduty", "DeletionAuthorizationFailuresHigh")
 
@@ -601,14 +721,13 @@ def test_escalation_pages_the_next_level_with_its_own_key(
     am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str, level: str
 ) -> None:
     http, _ = sinks
-    name = f"DeletionEscalation{level.title()}"
-    am.post(
-        alert(service, name, "critical", escalation=level, escalated_alert="DeletionErrorRateHigh")
-    )
+    am.post(escalation(service, level, "availability"))
     (page, *_) = wait_for(lambda: http.select("/pagerduty", service), what=f"the {level} page")
     assert page["body"]["routing_key"] == KEYS[f"pagerduty_{level}_routing_key"]
     assert page["body"]["payload"]["severity"] == "critical"
-    assert page["body"]["payload"]["custom_details"]["escalated_alert"] == "DeletionErrorRateHigh"
+    details = page["body"]["payload"]["custom_details"]
+    assert (details["incident"], details["escalation"]) == ("availability", level)
+    assert page["body"]["payload"]["component"] == "availability"
     wait_for(lambda: http.select("/slack", service), what="the Slack copy")
     time.sleep(1.5)
     # On-call was paged by the original alert; the escalation must not page on-call again.
