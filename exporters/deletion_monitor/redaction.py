@@ -36,9 +36,16 @@ _KV_PASSWORD = re.compile(
     r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'?|[^\s&#]+)", re.IGNORECASE
 )
 _QUERY_PASSWORD = re.compile(r"[?&]password=(?P<pw>[^&#]*)", re.IGNORECASE)
+# Inside a DSN only (never free text, where "password authentication failed" is prose): a
+# key=value string with a missing '=' still names its password after the keyword.
+_DSN_KV_PASSWORD = re.compile(
+    r"\bpassword\s*=?\s*(?P<pw>'(?:[^'\\]|\\.)*'?|[^\s&#=]+)", re.IGNORECASE
+)
 # A double-quoted fragment in a libpq parse error: kept only if it is an option name.
 _QUOTED = re.compile(r'"[^"]*"')
 _OPTION_NAME = re.compile(r"^[a-z_]+$")
+
+_CUT = re.compile(r"[@/:?#%&=\s']")
 
 _lock = threading.Lock()
 _registered: set[str] = set()
@@ -60,7 +67,7 @@ def dsn_passwords(dsn: str) -> list[str]:
             found.update({raw, unquote(raw)})
     for match in _QUERY_PASSWORD.finditer(dsn):
         found.update({match["pw"], unquote(match["pw"])})
-    for match in _KV_PASSWORD.finditer(dsn):
+    for match in _DSN_KV_PASSWORD.finditer(dsn):
         value = match["pw"]
         found.add(value)
         if value.startswith("'"):
@@ -72,7 +79,10 @@ def dsn_passwords(dsn: str) -> list[str]:
         parsed = None
     if parsed:
         found.add(str(parsed))
-    return sorted((s for s in found if s), key=len, reverse=True)
+    # libpq cuts a mis-encoded password at these characters and may then quote a piece of it
+    # (as a host name, a port, a database name): each long enough piece is a secret too.
+    pieces = {p for s in found for p in _CUT.split(s) if len(p) >= MIN_LITERAL}
+    return sorted((s for s in found | pieces if s), key=len, reverse=True)
 
 
 def register_dsn(dsn: str | None) -> None:
