@@ -618,12 +618,14 @@ class AuditExporter:
                         },
                     )
                 self._load_chunk_done(done)
-        self.store.publish_rows(private.snapshot())
-        self._cursor = hi
         elapsed = time.monotonic() - started
-        self.store.update(
-            initial_load_seconds=elapsed, load_rows_done=done, load_rows_estimated=done
+        self.store.publish_rows(
+            private.snapshot(),
+            initial_load_seconds=elapsed,
+            load_rows_done=done,
+            load_rows_estimated=done,
         )
+        self._cursor = hi
         snap = self.store.snapshot()
         log.info(
             "initial load done",

@@ -312,13 +312,16 @@ class AuditStateStore:
             merge(new, delta)
             self._state = new
 
-    def publish_rows(self, source: AuditState) -> None:
-        """Adopt the row-derived fields of `source` (a private start-up state) and mark loaded."""
+    def publish_rows(self, source: AuditState, **fields: Any) -> None:
+        """Adopt the row-derived fields of `source` (a private start-up state), set the given
+        self-metric fields and mark loaded, in one step: no scrape sees a half-published load."""
         copy = clone_state(source)
         with self._lock:
             new = clone_state(self._state)
             for name in ROW_FIELDS:
                 setattr(new, name, getattr(copy, name))
+            for key, value in fields.items():
+                setattr(new, key, value)
             new.loaded = True
             self._state = new
 
