@@ -1,6 +1,33 @@
-// The monitoring itself: exporters, their databases, staleness, Prometheus and Alertmanager.
+// The monitoring itself: exporters, their databases, the audit exporter's initial load,
+// staleness, Prometheus and Alertmanager.
+//
+// Replicas: several targets of one exporter job (config.replicaLabels tell them apart) serve the
+// same figures. An exporter or its database is critical only when NO replica of the job works
+// (the data has stopped); one replica failing while another serves is the warning
+// Deletion*ExporterReplicaDown. With a single replica the critical alerts behave as before.
+local u = import '../util.libsonnet';
+
 function(config) {
   local l = (import 'lib.libsonnet')(config),
+  local dedup(expr) = u.dedup(config, expr),
+  // `bad` on a replica, unless a replica of the same job is healthy (`good`).
+  local noReplicaWorks(bad, good) = '%s unless on (job) %s' % [bad, good],
+  local replicaDown(name, source, sel, dbUp, what, dashboard) = alert(
+    name,
+    'warning',
+    'meta',
+    source,
+    |||
+      (up{%(s)s} == 0 or %(db)s{%(s)s} == 0)
+      and on (job)
+      %(db)s{%(s)s} == 1
+    ||| % { s: sel, db: dbUp },
+    config.exporterDownFor,
+    'A replica of the ' + what + ' exporter is down.',
+    '{{ $labels.instance }} is not scraped or cannot read its database ({{ $value }}); another replica'
+    + ' of job {{ $labels.job }} still serves the ' + what + ' figures.',
+    dashboard,
+  ),
   local d = l.d,
   local sec = l.sec,
   local num = l.num,
@@ -29,7 +56,7 @@ function(config) {
         'critical',
         'meta',
         'audit',
-        'up{%s} == 0 or absent(up{%s})' % [audit, audit],
+        '%s or absent(up{%s})' % [noReplicaWorks('up{%s} == 0' % audit, 'up{%s} == 1' % audit), audit],
         config.exporterDownFor,
         'Deletion audit exporter is down.',
         '{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }})'
@@ -41,7 +68,7 @@ function(config) {
         'critical',
         'meta',
         'integrity',
-        'up{%s} == 0 or absent(up{%s})' % [integ, integ],
+        '%s or absent(up{%s})' % [noReplicaWorks('up{%s} == 0' % integ, 'up{%s} == 1' % integ), integ],
         config.exporterDownFor,
         'Deletion integrity exporter is down.',
         '{{ if $labels.instance }}Prometheus cannot scrape {{ $labels.instance }} (up = {{ $value }})'
@@ -53,7 +80,7 @@ function(config) {
         'critical',
         'meta',
         'audit',
-        'deletion_audit_up{%s} == 0' % audit,
+        noReplicaWorks('deletion_audit_up{%s} == 0' % audit, 'deletion_audit_up{%s} == 1' % audit),
         config.databaseDownFor,
         'Audit exporter cannot read the audit log.',
         'deletion_audit_up on {{ $labels.instance }} is {{ $value }}: the last polls of the'
@@ -65,7 +92,7 @@ function(config) {
         'critical',
         'meta',
         'integrity',
-        'deletion_integrity_up{%s} == 0' % integ,
+        noReplicaWorks('deletion_integrity_up{%s} == 0' % integ, 'deletion_integrity_up{%s} == 1' % integ),
         config.databaseDownFor,
         'Integrity exporter cannot reach the database.',
         'deletion_integrity_up on {{ $labels.instance }} is {{ $value }}: integrity checks cannot run.',
@@ -76,8 +103,13 @@ function(config) {
         'warning',
         'meta',
         'audit',
-        'time() - deletion_audit_last_poll_success_timestamp_seconds{%s} > %s'
-        % [audit, num(sec(config.auditMaxPollAge))],
+        // Not while the initial load progresses: no poll succeeds before it ends, and
+        // DeletionAuditLoadSlow watches its duration. A load that stops moving is stale.
+        |||
+          time() - deletion_audit_last_poll_success_timestamp_seconds{%(s)s} > %(t)s
+          unless
+          (deletion_audit_ready{%(s)s} == 0 and delta(deletion_audit_initial_load_rows_done{%(s)s}[%(w)s]) > 0)
+        ||| % { s: audit, t: num(sec(config.auditMaxPollAge)), w: d(config.auditLoadProgressWindow) },
         0,
         'Deletion audit data is stale.',
         'The audit exporter on {{ $labels.instance }} last polled the audit log successfully'
@@ -114,14 +146,45 @@ function(config) {
         'warning',
         'meta',
         'audit',
-        'sum by (reason) (increase(deletion_audit_invalid_rows_total{%s}[%s])) > 0'
-        % [audit, d(config.invalidRowsWindow)],
+        'sum by (reason) (%s) > 0'
+        % dedup('increase(deletion_audit_invalid_rows_total{%s}[%s])' % [audit, d(config.invalidRowsWindow)]),
         0,
         'The audit log contains rows the exporter cannot read.',
         '{{ $value | printf "%.0f" }} audit rows were rejected as invalid ({{ $labels.reason }}) in the last '
         + config.invalidRowsWindow + '.',
         uid.postDeploy,
       ),
+      alert(
+        'DeletionAuditLoadSlow',
+        'warning',
+        'meta',
+        'audit',
+        'deletion_audit_ready{%(s)s} == 0 and deletion_audit_up{%(s)s} == 1' % { s: audit },
+        config.auditLoadMaxDuration,
+        'The audit exporter initial load takes too long.',
+        'The audit exporter on {{ $labels.instance }} has been loading the audit log for more than '
+        + d(config.auditLoadMaxDuration) + ' (database up, counters not served yet)'
+        + '{{ with printf `deletion_audit_initial_load_rows_done{instance="%s"}` $labels.instance | query }}:'
+        + ' {{ . | first | value | humanize }} rows done{{ end }}'
+        + '{{ with printf `deletion_audit_initial_load_rows_estimated{instance="%s"}` $labels.instance | query }}'
+        + ' of about {{ . | first | value | humanize }}{{ end }}. Deletion alerts cannot fire until it ends.',
+        uid.postDeploy,
+      ),
+      alert(
+        'DeletionAuditForeignTransactionIds',
+        'warning',
+        'meta',
+        'audit',
+        // One figure per table, however many exporter replicas read it.
+        '%s > 0' % dedup('deletion_audit_foreign_tx_rows{%s}' % audit),
+        config.foreignTxFor,
+        'Audit rows carry transaction ids from another cluster.',
+        '{{ $value }} rows of deletion_audit have a tx ahead of the current transaction id of the'
+        + ' database: they were copied from another cluster and the exporter will never ingest them.',
+        uid.postDeploy,
+      ),
+      replicaDown('DeletionAuditExporterReplicaDown', 'audit', audit, 'deletion_audit_up', 'audit', uid.postDeploy),
+      replicaDown('DeletionIntegrityExporterReplicaDown', 'integrity', integ, 'deletion_integrity_up', 'integrity', uid.integrity),
       alert(
         'DeletionAuditCursorHeldBack',
         'warning',

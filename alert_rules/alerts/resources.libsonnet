@@ -15,7 +15,7 @@ function(config) {
     'resources',
     'app',
     'deletion:deletion_app_memory:ratio > %s' % num(config.memory[severity]),
-    config.memory['for'],
+    config.memory['for'][severity],
     'Deletion API memory usage is high.',
     'Instance {{ $labels.instance }} uses {{ $value | humanizePercentage }} of its memory limit ('
     + severity + ' above ' + pct(config.memory[severity]) + ').',
