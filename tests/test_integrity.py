@@ -514,6 +514,7 @@ _GOOD = {
 def test_check_only_bad_file_exits_2_naming_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], patch: dict, expected: str
 ) -> None:
+    # A bad file fails before any database is contacted, with or without a DSN.
     path = tmp_path / "checks.yml"
     path.write_text(yaml.safe_dump({"checks": [{**_GOOD, **patch}]}))
     rc = main(["integrity-exporter", "--check-only", "--checks", str(path)])
@@ -535,9 +536,16 @@ def test_check_only_duplicate_names_and_bad_yaml(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_check_only_default_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_only_default_file_is_valid(
+    app_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Against the reference schema, every default check is also accepted by PostgreSQL.
+    assert main(["integrity-exporter", "--check-only", "--dsn", app_dsn]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(EXPECTED)} checks valid" in out and "database accepted" in out
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     assert main(["integrity-exporter", "--check-only"]) == 0
-    assert f"{len(EXPECTED)} checks valid" in capsys.readouterr().out
+    assert "file only" in capsys.readouterr().out
 
 
 def test_checks_run_read_only(app_dsn: str) -> None:
