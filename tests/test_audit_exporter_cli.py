@@ -199,3 +199,46 @@ def test_database_down_at_start_up_is_an_outage_not_a_crash(tmp_path: Path) -> N
     finally:
         proc.stop()
         cluster.destroy()
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--poll-interval", "inf"),
+        ("--poll-interval", "1e10"),
+        ("--poll-interval", "nan"),
+        ("--poll-interval", "3601"),
+        ("--poll-interval", "0"),
+        ("--large-cascade-rows", "1e400"),
+        ("--large-cascade-rows", "1" + "0" * 30),
+        ("--batch-size", "99999999999"),
+        ("--max-tables", "10001"),
+        ("--max-tables", "١٢"),  # other scripts' digits pass str.isdigit()
+        ("--initial-chunk-rows", "0"),
+        ("--reconcile-interval", "inf"),
+        ("--reconcile-interval", "-1"),
+    ],
+)
+def test_absurd_numbers_exit_2_with_one_line(audit_dsn: str, flag: str, value: str) -> None:
+    """Non-finite or absurdly large values are refused before anything runs (--check-only
+    would otherwise connect and exit 0: a poller told to wait forever still reports up 1)."""
+    result = run_cli("--dsn", audit_dsn, "--check-only", flag, value)
+    assert_one_line_error(result, flag)
+    assert "Traceback" not in result.stderr
+
+
+def test_largest_allowed_numbers_are_accepted(audit_dsn: str) -> None:
+    ok = run_cli(
+        "--dsn",
+        audit_dsn,
+        "--check-only",
+        "--poll-interval",
+        "3600",
+        "--max-tables",
+        "10000",
+        "--batch-size",
+        "10000000",
+        "--reconcile-interval",
+        "0",
+    )
+    assert (ok.returncode, ok.stderr) == (0, "")
