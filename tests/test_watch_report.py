@@ -1033,3 +1033,98 @@ def test_refusals_of_unauthorised_callers_are_not_errors(
     assert rep["totals"]["failures"] == 3 * (DAY // STEP)
     assert rep["totals"]["errors"] == 0 and rep["totals"]["success_rate"] == 1
     assert {t["target"]: t["met"] for t in rep["targets"]}["success rate"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# No data is unknown, not ok (issue 12, requirement 7)
+
+
+@pytest.fixture(scope="module")
+def empty_prom(tmp_path_factory: pytest.TempPathFactory, cfg: dict[str, Any]) -> Iterator[str]:
+    """A real Prometheus with no deletion data: it scrapes an audit exporter that never
+    answers (a dead port), so `up{job="deletion-audit-exporter"}` is 0 and nothing else exists."""
+    binary = require_binary("prometheus")
+    work = tmp_path_factory.mktemp("empty-prom")
+    job = cfg["auditExporterSelector"].split('"')[1]
+    (work / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: {job}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{free_port()}']}}]\n"
+    )
+    port = free_port()
+    proc = ManagedProcess(
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        work / "prometheus.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready", timeout=60)
+        client = PrometheusClient(url)
+        deadline = time.monotonic() + 30
+        while not client.query(f"up{{{cfg['auditExporterSelector']}}} == 0"):
+            assert time.monotonic() < deadline, "the dead target was never scraped"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.stop()
+
+
+def test_watch_without_any_data_is_unknown_and_names_the_missing_series(
+    empty_prom: str, cfg: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, [snap] = run_watch(["--once", "--prometheus", empty_prom])
+    assert code == 2 and snap["status"] == "unknown"
+    assert snap["breaches"] == []
+    missing = [m["series"] for m in snap["missing"]]
+    audit = cfg["auditExporterSelector"]
+    assert missing == [s for s, _ in watch.required_series(cfg)]  # every one, in order
+    assert f"deletion_requests_total{{{audit}}}" in missing
+    assert "deletion_integrity_violations" in " ".join(missing)
+    assert snap["deletions_1h"] is None and snap["error_rate"] is None
+    err = capsys.readouterr().err
+    assert f"no data for deletion_requests_total{{{audit}}}" in err
+
+    # The terminal frame says UNKNOWN and lists the series, never OK.
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    assert watch.run(parse(watch, ["--once", "--prometheus", empty_prom]), out=tty) == 2
+    text = tty.getvalue()
+    assert "UNKNOWN" in text and "OK" not in text.replace("UNKNOWN", "")
+    assert f"no data: deletion_requests_total{{{audit}}}" in text
+
+
+def test_watch_with_a_wrong_job_label_is_unknown_and_with_the_right_one_ok(
+    prom: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
+        monkeypatch.delenv(var, raising=False)
+    # The calm hour with the real selectors: every series present, ok, exit 0.
+    code, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(B_AT)])
+    assert code == 0 and snap["status"] == "ok" and snap["missing"] == []
+
+    # The same hour with a typo in the audit job: its two series are missing, exit 2; the figures
+    # from the other exporters are still measured.
+    real = Path(__file__).resolve().parents[1] / "config" / "config.libsonnet"
+    override = tmp_path / "wrong-job.libsonnet"
+    wrong = 'job="deletion-audit-exporte"'
+    override.write_text(
+        f"(import {json.dumps(str(real))}) + {{ _config+:: {{ "
+        f"auditExporterSelector: {json.dumps(wrong)} }} }}\n"
+    )
+    monkeypatch.setenv("DELETION_MONITOR_CONFIG", str(override))
+    code, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(B_AT)])
+    assert code == 2 and snap["status"] == "unknown"
+    assert [m["series"] for m in snap["missing"]] == [
+        f"deletion_requests_total{{{wrong}}}",
+        f"deletion_duration_seconds_bucket{{{wrong}}}",
+    ]
+    assert snap["deletions_1h"] is None
+    assert snap["memory_ratio"] == pytest.approx(0.4)  # the app's series are there

@@ -23,6 +23,18 @@ _DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
+def dedup(expr: str, replica_labels: list[str] | tuple[str, ...]) -> str:
+    """Collapse the replicas of one exporter (config replicaLabels) in an instant-vector `expr`.
+
+    Two audit exporters on one table (or two integrity exporters) serve identical series that
+    differ only in their target labels; `max without (...)` keeps one, so a sum() over the result
+    counts each deletion once. The same form as util.dedup() in the rules.
+    """
+    if not replica_labels:
+        return expr
+    return f"max without ({', '.join(replica_labels)}) ({expr})"
+
+
 class PrometheusError(RuntimeError):
     """Prometheus could not be queried; the message is one line and says why."""
 

@@ -37,6 +37,7 @@ from deletion_monitor.config import ConfigError, load_config
 from deletion_monitor.promapi import (
     PrometheusClient,
     PrometheusError,
+    dedup,
     format_duration,
     parse_duration,
 )
@@ -146,6 +147,9 @@ class Source:
         self.audit = cfg["auditExporterSelector"]
         self.integrity = cfg["integrityExporterSelector"]
         self.app = cfg["appSelector"]
+        # Target labels of exporter replicas (config replicaLabels): every figure collapses them
+        # before it sums, so two exporters on one table do not double any count.
+        self.replicas: tuple[str, ...] = tuple(cfg.get("replicaLabels", ()))
         self._cache: dict[str, bool] = {}
         self._first: dict[str, float | None] = {}
         # Metric names whose counters reset inside a queried range: their figures come from
@@ -175,6 +179,17 @@ class Source:
         return self.req()
 
     def inc(
+        self, series: str, window: str, at: float | None = None, span: str | None = None
+    ) -> str:
+        """The increase of `series` over `window` (see _inc), replicas collapsed: one series per
+        label set however many exporter replicas serve it, ready for sum()."""
+        return self.dedup(self._inc(series, window, at, span))
+
+    def dedup(self, expr: str) -> str:
+        """`expr` with the exporter replicas (config replicaLabels) collapsed."""
+        return dedup(expr, self.replicas)
+
+    def _inc(
         self, series: str, window: str, at: float | None = None, span: str | None = None
     ) -> str:
         """The increase expression for `series` over `window`, as exact as the data allows.
@@ -495,7 +510,7 @@ def health(src: Source, window: str) -> dict[str, Any]:
     if volume["requests"] is None:
         return {"data": False}
     latency = _latency(src, window)
-    viol = f"sum({selector('deletion_integrity_violations', src.integrity)})"
+    viol = f"sum({src.dedup(selector('deletion_integrity_violations', src.integrity))})"
     integrity_now = src.value(viol)
     integrity_peak = _peak(src, viol, window)
     mem = (
@@ -629,8 +644,10 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
     cfg = src.cfg
     audited_s = selector("deletion_completeness_audited_total", src.integrity)
     failed_s = selector("deletion_completeness_failures_total", src.integrity)
-    viol_s = selector("deletion_integrity_violations", src.integrity)
-    has = any(src.series_present(s, window) for s in (audited_s, viol_s))
+    raw_viol_s = selector("deletion_integrity_violations", src.integrity)
+    # One figure per check and category however many integrity exporters report it.
+    viol_s = src.dedup(raw_viol_s)
+    has = any(src.series_present(s, window) for s in (audited_s, raw_viol_s))
     retention = _retention(src)
     if not has:
         return {"data": False, "retention": retention}
@@ -642,7 +659,9 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
     orphans_now = sum(by_cat_now.get(c, 0) for c in orphan_cats)
     orphans_peak = _peak(
         src,
-        f"sum({selector('deletion_integrity_violations', src.integrity, _cat_re(orphan_cats))})",
+        "sum("
+        + src.dedup(selector("deletion_integrity_violations", src.integrity, _cat_re(orphan_cats)))
+        + ")",
         window,
     )
     forbidden = {
@@ -941,7 +960,7 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
     if kind == "compliance":
         viol = selector("deletion_integrity_violations", src.integrity)
         res = src.client.query_range(
-            f"sum by (category) (max_over_time({viol}[{step_s}]))",
+            f"sum by (category) ({src.dedup(f'max_over_time({viol}[{step_s}])')})",
             src.at - seconds + step,
             src.at,
             step,
@@ -953,7 +972,7 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
     lines = []
     for q in (0.5, 0.95, 0.99):
         res = src.client.query_range(
-            f"histogram_quantile({q}, sum by (le) (rate({buckets}[{step_s}])))",
+            f"histogram_quantile({q}, sum by (le) ({src.dedup(f'rate({buckets}[{step_s}])')}))",
             src.at - seconds + step,
             src.at,
             step,

@@ -7,8 +7,14 @@ coloured against the thresholds of config/config.libsonnet (ERROR_RATE_THRESHOLD
 RESPONSE_TIME_THRESHOLD override them, as do the flags). On a terminal it redraws one frame; piped
 (cron, CI) it prints one JSON line per interval. An unreachable Prometheus is shown and retried.
 
-Exit codes with --once: 0 all within thresholds, 1 a threshold is breached, 2 could not query.
-Queries read the exporters' raw series, so no recording rule needs to be loaded. The error
+Exit codes with --once: 0 all within thresholds, 1 a threshold is breached, 2 could not query
+or no data: a series some figure needs has no sample now (a wrong job label in the selectors, an
+exporter never scraped or down, an audit exporter still in its initial load) is "unknown", not
+"ok", and the frame names the missing series. A breach of a figure that has data still wins (1),
+with the missing series listed beside it.
+Queries read the exporters' raw series, so no recording rule needs to be loaded; replicas of an
+exporter (config replicaLabels) are collapsed before any sum, so two exporters on one table do
+not double a figure. The error
 and success rates count errors only, as the alerts do: refusals of unauthorised callers (config
 errorRate.excludedErrorTypes) are shown under their class and the authorization check instead.
 """
@@ -29,6 +35,7 @@ from deletion_monitor.config import ConfigError, load_config
 from deletion_monitor.promapi import (
     PrometheusClient,
     PrometheusError,
+    dedup,
     format_duration,
 )
 from deletion_monitor.report import Source, excluded_error_types, parse_time, selector
@@ -42,8 +49,8 @@ def window(cfg: dict[str, Any]) -> str:
     return format_duration(WINDOW_SECONDS / float(cfg.get("timeCompression", 1)))
 
 
-OK, BREACHED, UNREACHABLE = "ok", "breached", "unreachable"
-EXIT = {OK: 0, BREACHED: 1, UNREACHABLE: 2}
+OK, BREACHED, UNKNOWN, UNREACHABLE = "ok", "breached", "unknown", "unreachable"
+EXIT = {OK: 0, BREACHED: 1, UNKNOWN: 2, UNREACHABLE: 2}
 
 GREEN, YELLOW, RED, BOLD, DIM, RESET = (
     "\x1b[32m",
@@ -126,6 +133,40 @@ def thresholds(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, float
     }
 
 
+def required_series(cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """(series selector, the figures it feeds) for every series a figure of the console needs.
+
+    A selector with no sample now (Prometheus' 5-minute lookback at the evaluation time) leaves
+    its figures unknown. The audit counters exist from the exporter's first served scrape (every
+    user type pre-initialised), the integrity gauges once a check has succeeded.
+    """
+    audit, integrity, app = (
+        cfg["auditExporterSelector"],
+        cfg["integrityExporterSelector"],
+        cfg["appSelector"],
+    )
+    return [
+        (selector("deletion_requests_total", audit), "deletions, error rate, failure classes"),
+        (selector("deletion_duration_seconds_bucket", audit), "latency"),
+        (selector(cfg["appMemoryMetric"], app), "memory usage"),
+        (selector(cfg["appMemoryLimitMetric"], app), "memory usage"),
+        (selector(cfg["appPoolInUseMetric"], app), "db pool usage"),
+        (selector(cfg["appPoolMaxMetric"], app), "db pool usage"),
+        (selector("deletion_integrity_violations", integrity), "integrity violations"),
+    ]
+
+
+def missing_series(
+    client: PrometheusClient, cfg: dict[str, Any], when: float
+) -> list[dict[str, str]]:
+    """The required series that have no sample at `when`."""
+    return [
+        {"series": sel, "figures": figures}
+        for sel, figures in required_series(cfg)
+        if not client.query(f"count({sel})", when)
+    ]
+
+
 def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> dict[str, Any]:
     """One snapshot of the last hour; raises PrometheusError when Prometheus cannot answer."""
     integrity, app = cfg["integrityExporterSelector"], cfg["appSelector"]
@@ -160,7 +201,11 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
         f"sum({selector(cfg['appPoolInUseMetric'], app)})"
         f" / sum({selector(cfg['appPoolMaxMetric'], app)})"
     )
-    violations = val(f"sum({selector('deletion_integrity_violations', integrity)})")
+    # One figure per check however many integrity exporters report it (config replicaLabels).
+    replicas = cfg.get("replicaLabels", ())
+    violations = val(
+        f"sum({dedup(selector('deletion_integrity_violations', integrity), replicas)})"
+    )
     alert_sel = f'alertstate="firing",service="{cfg["serviceName"]}",alertname!="Watchdog"'
     alerts = sorted(
         {
@@ -189,6 +234,7 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
         "alerts_firing": [{"alertname": a, "severity": s} for a, s in alerts],
         "coverage": "partial" if src.partial else "full",
         "counts_exact": not src.reset_metrics,
+        "missing": missing_series(client, cfg, when),
     }
 
 
@@ -246,7 +292,7 @@ def snapshot(
     found = breaches(snap, thr)
     return {
         **base,
-        "status": BREACHED if found else OK,
+        "status": BREACHED if found else UNKNOWN if snap["missing"] else OK,
         "breaches": found,
         "excluded_error_types": list(excluded_error_types(cfg)),
         **snap,
@@ -276,10 +322,12 @@ def frame(snap: dict[str, Any], thr: dict[str, float], interval: float | None) -
             f"{DIM}retrying" + (f" in {interval:g}s" if interval else "") + RESET,
         ]
         return "\n".join(lines) + "\n"
-    status_colour = RED if snap["status"] == BREACHED else GREEN
+    status_colour = {BREACHED: RED, UNKNOWN: YELLOW}.get(snap["status"], GREEN)
     lines.append(f"status: {status_colour}{BOLD}{snap['status'].upper()}{RESET}")
     for b in snap["breaches"]:
         lines.append(f"  {RED}! {b}{RESET}")
+    for m in snap["missing"]:
+        lines.append(f"  {YELLOW}? no data: {m['series']} ({m['figures']} unknown){RESET}")
     lines.append("")
     if not snap["deletions_1h"]:
         lines.append(f"{DIM}no deletions in the last hour{RESET}")
@@ -371,5 +419,8 @@ def run(
         if args.once:
             if snap["status"] == UNREACHABLE:
                 sys.stderr.write(f"deletion-monitor watch: {snap['error']}\n")
+            elif snap["status"] == UNKNOWN:
+                names = ", ".join(m["series"] for m in snap["missing"])
+                sys.stderr.write(f"deletion-monitor watch: no data for {names}\n")
             return EXIT[snap["status"]]
         sleep(interval)
