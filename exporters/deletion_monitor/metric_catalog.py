@@ -77,7 +77,48 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         "first appearance of each recent app version (deploy marker)",
     ),
     Metric("deletion_app_version_info", "gauge", ("app_version",), AUDIT, "newest app version"),
-    Metric("deletion_audit_up", "gauge", (), AUDIT, "1 if the last audit DB poll succeeded"),
+    Metric(
+        "deletion_audit_up",
+        "gauge",
+        (),
+        AUDIT,
+        "1 if the audit DB answers (last poll succeeded, or the start-up load is progressing)",
+    ),
+    Metric(
+        "deletion_audit_ready",
+        "gauge",
+        (),
+        AUDIT,
+        "1 once the start-up aggregate is done and deletion counters are served",
+    ),
+    Metric(
+        "deletion_audit_initial_load_rows_done",
+        "gauge",
+        (),
+        AUDIT,
+        "rows the start-up aggregate has read so far",
+    ),
+    Metric(
+        "deletion_audit_initial_load_rows_estimated",
+        "gauge",
+        (),
+        AUDIT,
+        "estimated rows of the start-up aggregate (pg_class.reltuples)",
+    ),
+    Metric(
+        "deletion_audit_foreign_tx_rows",
+        "gauge",
+        (),
+        AUDIT,
+        "audit rows whose tx is ahead of this cluster's transaction ids (never ingested)",
+    ),
+    Metric(
+        "deletion_audit_rows_behind_cursor_unaccounted",
+        "gauge",
+        (),
+        AUDIT,
+        "rows at or below the cursor minus rows ingested (> 0: rows never read)",
+    ),
     Metric("deletion_audit_last_row_timestamp_seconds", "gauge", (), AUDIT, "newest row seen"),
     Metric(
         "deletion_audit_last_poll_success_timestamp_seconds", "gauge", (), AUDIT, "last good poll"
@@ -93,7 +134,7 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         "gauge",
         (),
         AUDIT,
-        "how long rows have been held back by an open transaction",
+        "age of the oldest committed row the cursor cannot pass yet (open transaction)",
     ),
     Metric("deletion_audit_exporter_info", "gauge", ("version",), AUDIT, "exporter version"),
     Metric(
