@@ -116,7 +116,11 @@ def test_malformed_dsns_exit_2_with_one_line_and_no_password() -> None:
 
 def test_rejected_dsns_exit_2_with_one_line_and_no_password(pg_cluster: PgCluster) -> None:
     problems = []
-    for what, proc in _matrix(_rejected(pg_cluster), COMMANDS):
+    # A server that does not answer is an outage for the serving modes (they start, up=0);
+    # every other rejection is a configuration error for them too.
+    refused = [(label, dsn) for label, dsn in _rejected(pg_cluster) if label != "dead port"]
+    runs = _matrix(_rejected(pg_cluster), COMMANDS) + _matrix(refused, SERVING)
+    for what, proc in runs:
         _assert_no_secret(proc, what)
         lines = proc.stderr.strip().splitlines()
         if proc.returncode != 2 or len(lines) != 1 or "--dsn" not in proc.stderr:

@@ -27,6 +27,7 @@ from deletion_monitor.integrity.runner import connect
 from deletion_monitor.integrity.scheduler import DEFAULT_POOL_SIZE, MAX_POOL_SIZE, Scheduler
 from deletion_monitor.integrity.sqltext import bounded
 from deletion_monitor.log import setup_logging
+from deletion_monitor.pgerrors import is_unreachable
 from deletion_monitor.redaction import (
     dsn_problem,
     error_line,
@@ -168,6 +169,18 @@ def run(args: argparse.Namespace) -> int:
     if not dsn:
         return _fail("--dsn: required (or set DATABASE_URL)")
     host, port = args.listen
+    # As the audit exporter: a server that is down or restarting is an outage (serve
+    # deletion_integrity_up 0 and retry); one that rejects the DSN (password, database name,
+    # a host that does not resolve) is a wrong configuration that retrying cannot fix.
+    try:
+        connect(dsn, application_name="deletion-integrity-startup").close()
+    except psycopg.Error as exc:
+        if not is_unreachable(exc):
+            return _fail(f"--dsn: cannot connect: {error_line(exc, dsn)}")
+        log.warning(
+            "database unreachable at start-up; serving deletion_integrity_up 0 and retrying",
+            extra={"error": error_line(exc, dsn)},
+        )
 
     scheduler = Scheduler(
         dsn, checks, health_interval=args.health_interval, pool_size=args.pool_size
