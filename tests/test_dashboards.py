@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -354,3 +355,64 @@ def test_provisioning_files_point_at_prometheus_and_the_generated_json():
         variables = json.loads(path.read_text())["templating"]["list"]
         (var,) = [v for v in variables if v["name"] == "datasource"]
         assert var["current"]["value"] == prometheus["name"]
+
+
+# --- exporter replicas ---------------------------------------------------------------------------
+def _enclosed_in(expr: str, wrap: str, pos: int) -> bool:
+    """True when the character at `pos` lies inside the parentheses of some `wrap(`."""
+    start = 0
+    while (i := expr.find(wrap, start)) >= 0 and i < pos:
+        depth = 0
+        for k in range(i + len(wrap) - 1, len(expr)):
+            depth += {"(": 1, ")": -1}.get(expr[k], 0)
+            if depth == 0:
+                break
+        if k > pos:
+            return True
+        start = i + 1
+    return False
+
+
+def test_every_raw_exporter_series_is_collapsed_across_replicas(config):
+    """Two audit (or integrity) exporters serve the same series: every query must collapse
+    them (max without replicaLabels) before summing, or each deletion counts twice."""
+    wrap = f"max without ({', '.join(config['replicaLabels'])}) ("
+    jobs = (config["auditExporterSelector"], config["integrityExporterSelector"])
+    raw = re.compile(r"\b([a-z_][a-z0-9_]*)\{([^{}]*)\}")
+    seen, offenders = 0, []
+    for uid, title, expr in all_panel_queries(config):
+        for m in raw.finditer(expr):
+            if m.group(1) in lib.PER_TARGET_SERIES or not any(j in m.group(2) for j in jobs):
+                continue
+            seen += 1
+            if not _enclosed_in(expr, wrap, m.start()):
+                offenders.append(f"{uid} / {title}: {m.group(1)}")
+    assert seen > 40  # the check looks at the real panels, not an empty list
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        (
+            'sum(increase(deletion_requests_total{job="deletion-audit-exporter"}[$__range]))',
+            "sum(max without (instance, pod) "
+            '(increase(deletion_requests_total{job="deletion-audit-exporter"}[$__range])))',
+        ),
+        (
+            'count(deletion_integrity_check_up{job="deletion-integrity-exporter"} == 0)',
+            "count(max without (instance, pod) "
+            '(deletion_integrity_check_up{job="deletion-integrity-exporter"}) == 0)',
+        ),
+        (  # recording rules, per-target health and the app's own series stay as they are
+            'deletion:deletion_requests:rate5m / sum(up{job="deletion-audit-exporter"})'
+            ' + sum(process_resident_memory_bytes{job="deletion-api"})',
+            'deletion:deletion_requests:rate5m / sum(up{job="deletion-audit-exporter"})'
+            ' + sum(process_resident_memory_bytes{job="deletion-api"})',
+        ),
+    ],
+)
+def test_dedup_exporter_series_wraps_the_function_of_a_range(config, expr, expected):
+    assert lib.dedup_exporter_series(expr, config) == expected
+    assert lib.dedup("x", config) == "max without (instance, pod) (x)"
+    assert lib.replica_labels() == config["replicaLabels"]  # read through load_config()

@@ -31,6 +31,8 @@ from grafanalib.core import (
     TimeSeries,
 )
 
+from deletion_monitor.config import load_config
+from deletion_monitor.promapi import dedup as promapi_dedup
 from deletion_monitor.report import counted_failures_matcher, excluded_error_types
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -88,6 +90,87 @@ def selector(config: Mapping[str, Any], key: str, extra: str = "") -> str:
     """`{job="..."}` from a config selector key (auditExporterSelector, appSelector, ...)."""
     matchers = [config[key]] + ([extra] if extra else [])
     return "{" + ", ".join(matchers) + "}"
+
+
+# --- exporter replicas ------------------------------------------------------------------------
+# Per-target health series: one per replica on purpose (how many targets are up), never collapsed.
+PER_TARGET_SERIES = frozenset(
+    {"up", "deletion_audit_up", "deletion_integrity_up", "deletion_audit_ready"}
+)
+_SERIES = re.compile(r"\b([a-zA-Z_][a-zA-Z0-9_]*)\{([^{}]*)\}")
+_RANGE = re.compile(r"\s*\[[^\]]+\]")
+
+
+def replica_labels(config: Mapping[str, Any] | None = None) -> list[str]:
+    """config replicaLabels (the loaded config when none is given)."""
+    cfg = load_config() if config is None else config
+    return list(cfg.get("replicaLabels", []))
+
+
+def dedup(expr: str, config: Mapping[str, Any] | None = None) -> str:
+    """`expr` (an instant vector) with the replicas of an exporter collapsed: the rules'
+    util.dedup(), `max without (<replicaLabels>) (expr)`."""
+    return promapi_dedup(expr, replica_labels(config))
+
+
+def dedup_exporter_series(expr: str, config: Mapping[str, Any]) -> str:
+    """`expr` with every raw series of this project's exporters collapsed across replicas.
+
+    Two audit exporters on one table (or two integrity exporters on one database) serve the same
+    series, told apart only by config replicaLabels: every `sum(...)` over them would count each
+    deletion twice. Each raw series selected by the audit or integrity exporter selector is
+    wrapped in dedup(): an instant selector by itself, a range selector together with the
+    function it feeds (`increase(x[1h])` -> `max without (instance, pod) (increase(x[1h]))`).
+    Recording rules (their names have a colon) and the per-target health series
+    (PER_TARGET_SERIES) are left alone. Applied to every query by render_dashboards.build_all.
+    """
+    labels = replica_labels(config)
+    if not labels:
+        return expr
+    jobs = (config["auditExporterSelector"], config["integrityExporterSelector"])
+    wrap = promapi_dedup("", labels)[:-2]  # "max without (...) "
+    spans: list[tuple[int, int]] = []
+    for m in _SERIES.finditer(expr):
+        name, matchers = m.group(1), m.group(2)
+        if name in PER_TARGET_SERIES or not any(j in matchers for j in jobs):
+            continue
+        start, end = m.start(), m.end()
+        rng = _RANGE.match(expr, end)
+        if rng:
+            # Range selector: wrap the function call around it, `func(` ... `)`.
+            i = start - 1
+            while i >= 0 and expr[i].isspace():
+                i -= 1
+            if i < 0 or expr[i] != "(":
+                raise ValueError(f"range selector outside a function call in {expr!r}")
+            j = i - 1
+            while j >= 0 and (expr[j].isalnum() or expr[j] == "_"):
+                j -= 1
+            start, depth, k = j + 1, 0, i
+            for k in range(i, len(expr)):
+                depth += {"(": 1, ")": -1}.get(expr[k], 0)
+                if depth == 0:
+                    break
+            end = k + 1
+        if spans and spans[-1][1] > start:  # already inside the previous span
+            continue
+        spans.append((start, end))
+    for start, end in reversed(spans):
+        expr = f"{expr[:start]}{wrap}({expr[start:end]}){expr[end:]}"
+    return expr
+
+
+def collapse_replicas(board: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The dashboard JSON with dedup_exporter_series() applied to every target and annotation."""
+    for annotation in board.get("annotations", {}).get("list", []):
+        if annotation.get("expr"):
+            annotation["expr"] = dedup_exporter_series(annotation["expr"], config)
+    for panel in board.get("panels") or []:
+        for p in [panel, *(panel.get("panels") or [])]:
+            for tgt in p.get("targets") or []:
+                if tgt.get("expr"):
+                    tgt["expr"] = dedup_exporter_series(tgt["expr"], config)
+    return board
 
 
 def counted_failures(config: Mapping[str, Any]) -> str:

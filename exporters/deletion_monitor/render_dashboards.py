@@ -22,7 +22,7 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 
 from deletion_monitor.config import REPO_ROOT, load_config
-from deletion_monitor.dashboards_lib import TITLES
+from deletion_monitor.dashboards_lib import TITLES, collapse_replicas
 
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
 OUTPUT_DIR = "dashboards/generated"
@@ -50,7 +50,9 @@ def build_all(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for path in dashboard_sources():
         board = load_module(path).build(config)
-        out.append(json.loads(json.dumps(board.to_json_data(), cls=DashboardEncoder)))
+        data = json.loads(json.dumps(board.to_json_data(), cls=DashboardEncoder))
+        # Exporter replicas collapsed in every query (config replicaLabels): no figure doubles.
+        out.append(collapse_replicas(data, config))
     return out
 
 
