@@ -146,3 +146,23 @@ def test_metrics_server_stops_and_frees_the_port() -> None:
         time.sleep(0.05)
     else:
         raise AssertionError("server still accepting after stop()")
+
+
+def test_a_failing_collector_is_a_500_not_a_dropped_connection() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from deletion_monitor.httpserver import start_metrics_server
+
+    class Broken:
+        def collect(self) -> list:
+            raise RuntimeError("boom")
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Broken())  # type: ignore[arg-type]
+    server = start_metrics_server("127.0.0.1", 0, registry)
+    try:
+        status, _, body = _get(server.server_port)
+        assert status == 500 and b"collection failed" in body
+        assert _get(server.server_port, "GET", "/-/healthy")[0] == 200  # still serving
+    finally:
+        server.stop()
