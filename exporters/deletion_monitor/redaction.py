@@ -100,9 +100,12 @@ def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """
     with _lock:
         literal = set(_registered)
-    literal.update(s for s in secrets if s)
+    literal.update(s for s in secrets if len(s) >= MIN_LITERAL)
     for secret in sorted(literal, key=len, reverse=True):
         text = text.replace(secret, MASK)
+    for secret in (s for s in secrets if 0 < len(s) < MIN_LITERAL):
+        # A short password is masked only where it stands alone, not inside every word.
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{MASK}@", text)
     return _KV_PASSWORD.sub(lambda m: f"{m.group('key')}{MASK}", text)
 
