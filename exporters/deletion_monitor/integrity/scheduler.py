@@ -263,9 +263,11 @@ class Scheduler:
                     ok=False,
                     duration=0.0,
                     finished_at=time.time(),
+                    # No wait time in the text: the state-change log compares error texts, and
+                    # the wait is in deletion_integrity_check_queue_wait_seconds.
                     error=(
-                        f"waited {waited:.1f}s for a database connection, more than its timeout "
-                        f"({check.timeout:g}s): the pool ({self.pool_size}) is saturated; raise "
+                        f"waited longer than its timeout ({check.timeout:g}s) for a database "
+                        f"connection: the pool ({self.pool_size}) is saturated; raise "
                         "--pool-size or lengthen the intervals"
                     ),
                     error_kind="pool",
