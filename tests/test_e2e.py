@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from deletion_monitor.demo import EXPECTED_PAGES, PAGE_RECEIVERS, SLACK_RECEIVERS
 from deletion_monitor.stack import Stack, StackOptions, remove_workdir
 
 pytestmark = pytest.mark.slow
@@ -88,6 +89,15 @@ def _firing(stack: Stack, alertname: str, severity: str | None = None) -> bool:
     )
 
 
+def _incident_firing(stack: Stack, incident: str, severity: str = "critical") -> bool:
+    return any(
+        a["labels"].get("incident") == incident
+        and a["labels"].get("severity") == severity
+        and "escalation" not in a["labels"]
+        for a in stack.firing()
+    )
+
+
 def _notified(
     stack: Stack, receiver: str, alertname: str, since: float, status: str | None = "firing"
 ):
@@ -111,6 +121,87 @@ def _wait(stack: Stack, predicate: Any, timeout: float, what: str) -> float:
         pytest.fail(f"{exc}\nfiring now: {firing}\nlast notifications:\n" + "\n".join(notes))
 
 
+def _page_counts(stack: Stack, since: float, until: float | None = None) -> dict[str, int]:
+    """PagerDuty incidents opened per receiver (trigger of a dedup key not open) and incidents
+    each Slack channel was told about, since `since`."""
+    pages = stack.notifications.pages(since, until)
+    told = stack.notifications.incidents(since, until)
+    return {r: pages.get(r, 0) for r in PAGE_RECEIVERS} | {
+        r: len(told.get(r, ())) for r in SLACK_RECEIVERS
+    }
+
+
+def _assert_pages(stack: Stack, scenario: str, t0: float, cleared: float) -> dict[str, int]:
+    """The exact pages of `scenario` (deletion_monitor.demo.EXPECTED_PAGES, what the demo prints
+    and docs/demo.md lists), one dedup key per PagerDuty receiver, and nothing new after the clear:
+    no PagerDuty incident opened (a trigger of an already open key is an update, not a page) and
+    no Slack channel told about an incident it had not heard of."""
+    got = _page_counts(stack, t0)
+    want = {r: EXPECTED_PAGES[scenario].get(r, 0) for r in (*PAGE_RECEIVERS, *SLACK_RECEIVERS)}
+    notes = [
+        n.line() for n in stack.notifications.all() if n.at >= t0 and n.receiver != "heartbeat"
+    ]
+    assert got == want, f"{scenario}: {got} != {want}\n" + "\n".join(notes)
+    for receiver in PAGE_RECEIVERS:
+        keys = {n.key for n in stack.notifications.find(receiver, since=t0, status="firing")}
+        assert len(keys) == want[receiver], (receiver, keys)
+    assert stack.notifications.pages(cleared) == {}, "paged after the clear:\n" + "\n".join(notes)
+    before = stack.notifications.incidents(t0, cleared)
+    after = stack.notifications.incidents(cleared)
+    new = {r: i - before.get(r, set()) for r, i in after.items() if i - before.get(r, set())}
+    assert not new, f"new incidents after the clear: {new}"
+    return got
+
+
+def _all_resolved(stack: Stack, t0: float) -> bool:
+    """Every PagerDuty incident opened since t0 is resolved again (its last event a resolve)."""
+    last: dict[tuple[str, str], str] = {}
+    for n in stack.notifications.all():
+        if n.channel == "pagerduty" and n.at >= t0:
+            last[(n.receiver, n.key)] = n.status
+    return bool(last) and set(last.values()) == {"resolved"}
+
+
+def _quiet(stack: Stack, timeout: float = 120) -> None:
+    """Wait until nothing above info fires (the previous scenario's incident has ended), so that
+    each scenario's pages are its own."""
+    _wait(
+        stack,
+        lambda: (
+            not [
+                a for a in stack.firing() if a["labels"].get("severity") in ("warning", "critical")
+            ]
+        ),
+        timeout,
+        "the previous scenario's alerts resolved",
+    )
+
+
+def _hold_until_escalated(stack: Stack, scenario: str, t0: float) -> None:
+    """Keep the fault on until its incident has paged every level EXPECTED_PAGES lists (the
+    compressed 15 and 30 minutes after the first page)."""
+    for receiver in ("pagerduty-senior", "pagerduty-manager"):
+        if EXPECTED_PAGES[scenario].get(receiver):
+            _wait(
+                stack,
+                lambda r=receiver: stack.notifications.find(r, status="firing", since=t0),
+                _budget(30 * 60) + 30,
+                f"{receiver} page",
+            )
+
+
+def _settle_and_assert(stack: Stack, scenario: str, t0: float, cleared: float) -> dict[str, int]:
+    """After the clear: every PagerDuty incident of the scenario resolves, then nothing follows
+    for a compressed group interval and repeat; the pages are exactly the expected ones."""
+    if any(EXPECTED_PAGES[scenario].get(r) for r in PAGE_RECEIVERS):
+        _wait(stack, lambda: _all_resolved(stack, t0), 120, "all PagerDuty incidents resolved")
+    time.sleep(8)
+    got = _assert_pages(stack, scenario, t0, cleared)
+    if any(EXPECTED_PAGES[scenario].get(r) for r in PAGE_RECEIVERS):
+        assert _all_resolved(stack, t0), "a trigger followed the resolve"
+    return got
+
+
 def test_healthy_traffic_pages_nobody(stack: Stack) -> None:
     """Healthy traffic: deletions succeed, nothing above info fires, only the heartbeat is sent."""
     since = stack.started_at
@@ -129,6 +220,7 @@ def test_healthy_traffic_pages_nobody(stack: Stack) -> None:
         n.line() for n in stack.notifications.all() if n.at >= since and n.receiver != "heartbeat"
     ]
     assert paged == [], "healthy traffic notified:\n" + "\n".join(paged)
+    assert _page_counts(stack, since) == {r: 0 for r in (*PAGE_RECEIVERS, *SLACK_RECEIVERS)}
     # The dead man's switch works: Watchdog reaches the heartbeat receiver, and only it.
     assert stack.notifications.find("heartbeat", "Watchdog", since=since)
     # The exporter's view equals the app's: every request became a counted audit row.
@@ -137,77 +229,72 @@ def test_healthy_traffic_pages_nobody(stack: Stack) -> None:
 
 
 def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack) -> None:
-    """25 % failures: critical DeletionErrorRateHigh pages on-call (with a Slack copy), the
-    compressed 15 minutes later it escalates to the senior engineer, and it resolves when the
-    fault stops."""
+    """25 % failures: the error ratio, the post-deploy ladder and the burn rates are ONE
+    availability incident: one on-call page (with a Slack copy), the compressed 15 minutes later
+    one senior page, at 30 one manager page; cleared, all three PagerDuty incidents resolve and
+    nothing pages again."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("error-spike")
+
+    def level(receiver: str) -> list[Any]:
+        return [
+            n
+            for n in stack.notifications.find(receiver, status="firing", since=t0)
+            if n.incident == "availability"
+        ]
+
+    # Which alert of the incident fires first depends on the phase (steady or post-deploy: the
+    # demo app is a fresh deploy); the incident's clock starts with the first.
     fired = _wait(
         stack,
-        lambda: _firing(stack, "DeletionErrorRateHigh", "critical"),
+        lambda: _incident_firing(stack, "availability"),
         _budget(PAGER_WINDOW),
-        "critical DeletionErrorRateHigh firing",
+        "a critical alert of the availability incident firing",
     )
-    paged = _wait(
-        stack,
-        lambda: _notified(stack, "pagerduty-oncall", "DeletionErrorRateHigh", t0),
-        _budget(PAGER_WINDOW),
-        "PagerDuty on-call page",
-    )
-    _wait(
-        stack,
-        lambda: _notified(stack, "slack-ops", "DeletionErrorRateHigh", t0),
-        20,
-        "Slack copy of the page",
-    )
-    page = _notified(stack, "pagerduty-oncall", "DeletionErrorRateHigh", t0)[0]
+    paged = _wait(stack, lambda: level("pagerduty-oncall"), _budget(PAGER_WINDOW), "on-call page")
+    _wait(stack, lambda: level("slack-ops"), 20, "Slack copy of the page")
+    page = level("pagerduty-oncall")[0]
     assert page.payload["payload"]["severity"] == "critical"
     assert page.payload["routing_key"] == "demo-pagerduty-oncall"  # read from the secret file
+    assert page.alertnames and all(n.startswith("DeletionError") for n in page.alertnames)
 
     escalated = _wait(
-        stack,
-        lambda: [
-            n
-            for n in _notified(stack, "pagerduty-senior", "DeletionEscalationSenior", t0)
-            if n.payload["payload"]["custom_details"].get("escalated_alert")
-            == "DeletionErrorRateHigh"
-        ],
-        _budget(15 * 60) + 30,
-        "escalation to pagerduty-senior",
+        stack, lambda: level("pagerduty-senior"), _budget(15 * 60) + 30, "senior page"
     )
     # Not before the compressed 15 minutes of firing (one evaluation of slack).
     assert escalated - fired >= stack.seconds(15 * 60) - 2, (fired, escalated)
+    manager = _wait(
+        stack, lambda: level("pagerduty-manager"), _budget(15 * 60) + 30, "manager page"
+    )
+    assert manager - fired >= stack.seconds(30 * 60) - 2, (fired, manager)
     # Escalations never page on-call again: on-call only got the original alerts.
     assert not _notified(stack, "pagerduty-oncall", "DeletionEscalationSenior", t0)
 
     stack.clear("error-spike")
     t1 = time.time()
-    # The incident ends resolved at PagerDuty. Wait for the state, not for a resolve sent after
-    # t1: at compression 60 the 5 s rate window can lose its samples for a moment on a loaded
-    # 2-core box (a slow transaction holds the exporter's cursor), so the alert may flap to
-    # resolved just before the fix and then stay resolved.
-    _wait(
-        stack,
-        lambda: (
-            not _firing(stack, "DeletionErrorRateHigh")
-            and _last_status(stack, "pagerduty-oncall", "DeletionErrorRateHigh", t0) == "resolved"
-        ),
-        60,
-        "DeletionErrorRateHigh resolved at PagerDuty",
-    )
-    resolved = _notified(stack, "pagerduty-oncall", "DeletionErrorRateHigh", t0, "resolved")[-1].at
+    # Every PagerDuty incident of the fault ends resolved. The lagging alerts (keep_firing_for,
+    # the 6h/30m burn rate) resolve last; until then the on-call incident may get updates.
+    _wait(stack, lambda: _all_resolved(stack, t0), 120, "all PagerDuty incidents resolved")
+    resolved = max(n.at for n in stack.notifications.find(status="resolved", since=t1))
+    time.sleep(8)  # more than a compressed group_interval + repeat: nothing may follow
+    got = _assert_pages(stack, "error-spike", t0, t1)
+    assert _all_resolved(stack, t0), "a trigger followed the resolve"
     RESULTS["error-spike"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "pagerduty_senior": escalated - t0,
+        "pagerduty_manager": manager - t0,
         "senior_after_firing": escalated - fired,
         "resolved_after_fix": max(0.0, resolved - t1),
+        **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
 def test_authorization_attack_reaches_security_channel(stack: Stack) -> None:
     """Forged and non-admin tokens: DeletionAuthorizationFailuresHigh (category security) goes
     to the security receiver."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("auth-attack")
     try:
@@ -231,12 +318,18 @@ def test_authorization_attack_reaches_security_channel(stack: Stack) -> None:
         assert not _notified(stack, "pagerduty-oncall", "DeletionErrorRateHigh", t0)
     finally:
         stack.clear("auth-attack")
+    t1 = time.time()
     # The endpoint itself refused every attack: no forged call deleted anything.
     failures = stack.prom.query_value(
         'sum(deletion_failures_total{job="deletion-audit-exporter",error_type="authorization"})'
     )
     assert failures is not None and failures > 10
-    RESULTS["auth-attack"] = {"alert_firing": fired - t0, "slack_security": sent - t0}
+    got = _settle_and_assert(stack, "auth-attack", t0, t1)
+    RESULTS["auth-attack"] = {
+        "alert_firing": fired - t0,
+        "slack_security": sent - t0,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
+    }
 
 
 def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
@@ -245,6 +338,7 @@ def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
     and reaches the security channel; fixed, the probe succeeds again."""
     if "blackbox" not in stack.procs:
         pytest.skip("prometheus-blackbox-exporter is not installed (Debian package)")
+    _quiet(stack)
     assert stack.prom.query_value('min(probe_success{job="deletion-auth-probe"})') == 1
     t0 = time.time()
     stack.apply("auth-bypass")
@@ -266,6 +360,7 @@ def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
         )
         status = stack.prom.query_value('max(probe_http_status_code{job="deletion-auth-probe"})')
         assert status == 404
+        _hold_until_escalated(stack, "auth-bypass", t0)
     finally:
         stack.clear("auth-bypass")
     t1 = time.time()
@@ -275,16 +370,23 @@ def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
         30,
         "the probe succeeding again",
     )
+    got = _settle_and_assert(stack, "auth-bypass", t0, t1)
     RESULTS["auth-bypass"] = {
         "alert_firing": fired - t0,
         "pagerduty_and_security": paged - t0,
         "probe_ok_after_fix": resolved - t1,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
 def test_skipped_cleanup_raises_integrity_alert(stack: Stack) -> None:
     """Deletions that skip the manual clean-up leave orphaned dispatches/uploads/addresses: the
-    integrity exporter counts them and DeletionOrphanedRecords reaches the ops channel."""
+    integrity exporter counts them, DeletionOrphanedRecords (warning) reaches the ops channel, and
+    as every deletion adds orphans the violations pass 10 (critical) and the completeness audit
+    finds incompletely deleted users (critical): ONE integrity incident pages on-call, then the
+    senior engineer and the manager while it lasts. Cleared and cleaned up, it resolves; nothing
+    pages after."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("orphans")
     try:
@@ -300,22 +402,41 @@ def test_skipped_cleanup_raises_integrity_alert(stack: Stack) -> None:
             30,
             "slack-ops notification",
         )
-    finally:
-        stack.clear("orphans")
-    categories = {
-        s.labels.get("check")
-        for s in stack.prom.query(
-            'deletion_integrity_violations{job="deletion-integrity-exporter",'
-            'category="manual_cleanup"} > 0'
+        paged = _wait(
+            stack,
+            lambda: [
+                n
+                for n in stack.notifications.find("pagerduty-oncall", status="firing", since=t0)
+                if n.incident == "integrity"
+            ],
+            _budget(INTEGRITY_WINDOW),
+            "the integrity incident paging on-call",
         )
+        categories = {
+            s.labels.get("check")
+            for s in stack.prom.query(
+                'deletion_integrity_violations{job="deletion-integrity-exporter",'
+                'category="manual_cleanup"} > 0'
+            )
+        }
+        assert categories, "no manual_cleanup check reports the orphans"
+        _hold_until_escalated(stack, "orphans", t0)
+    finally:
+        stack.clear("orphans")  # also removes the orphans (the runbook's clean-up)
+    t1 = time.time()
+    got = _settle_and_assert(stack, "orphans", t0, t1)
+    RESULTS["orphans"] = {
+        "alert_firing": fired - t0,
+        "slack_ops": sent - t0,
+        "pagerduty_oncall": paged - t0,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
     }
-    assert categories, "no manual_cleanup check reports the orphans"
-    RESULTS["orphans"] = {"alert_firing": fired - t0, "slack_ops": sent - t0}
 
 
 def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack) -> None:
     """The audit exporter stops: DeletionAuditExporterDown (meta, critical) pages; restarted, it
     resolves."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("exporter-down")
     try:
@@ -331,6 +452,7 @@ def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack) -> None:
             30,
             "on-call page for the exporter",
         )
+        _hold_until_escalated(stack, "exporter-down", t0)
     finally:
         stack.clear("exporter-down")
     t1 = time.time()
@@ -340,16 +462,19 @@ def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack) -> None:
         60,
         "DeletionAuditExporterDown resolved",
     )
+    got = _settle_and_assert(stack, "exporter-down", t0, t1)
     RESULTS["exporter-down"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "resolved_after_fix": resolved - t1,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
 def test_timeout_storm_raises_performance_alert(stack: Stack) -> None:
     """30 % of deletions outlive the statement timeout: more than 5 timeouts in the (compressed)
     hour fire DeletionTimeoutsHigh (warning) to the ops channel."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("timeouts")
     try:
@@ -367,16 +492,23 @@ def test_timeout_storm_raises_performance_alert(stack: Stack) -> None:
         )
     finally:
         stack.clear("timeouts")
+    t1 = time.time()
     timeouts = stack.prom.query_value(
         'sum(deletion_failures_total{job="deletion-audit-exporter",error_type="timeout"})'
     )
     assert timeouts is not None and timeouts > 5
-    RESULTS["timeouts"] = {"alert_firing": fired - t0, "slack_ops": sent - t0}
+    got = _settle_and_assert(stack, "timeouts", t0, t1)
+    RESULTS["timeouts"] = {
+        "alert_firing": fired - t0,
+        "slack_ops": sent - t0,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
+    }
 
 
 def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack) -> None:
     """Every deletion keeps 2 MiB: resident memory passes 80 % of the app's limit and
     DeletionAppMemoryHigh (warning) reaches the ops channel; released, it resolves."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("memory-leak")
     try:
@@ -394,6 +526,7 @@ def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack) -> None:
         )
         ratio = stack.prom.query_value("max(deletion:deletion_app_memory:ratio)")
         assert ratio is not None and ratio > 0.8
+        _hold_until_escalated(stack, "memory-leak", t0)
     finally:
         stack.clear("memory-leak")
     t1 = time.time()
@@ -403,10 +536,12 @@ def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack) -> None:
         60,
         "DeletionAppMemoryHigh resolved after the memory was released",
     )
+    got = _settle_and_assert(stack, "memory-leak", t0, t1)
     RESULTS["memory-leak"] = {
         "alert_firing": fired - t0,
         "slack_ops": sent - t0,
         "resolved_after_fix": resolved - t1,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
@@ -414,6 +549,7 @@ def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
     """PostgreSQL stops: both exporters stay up and report it (DeletionAuditDatabaseDown,
     DeletionIntegrityDatabaseDown page on-call), the app answers 503; PostgreSQL back, the
     alerts resolve and deletions succeed again without restarting anything else."""
+    _quiet(stack)
     t0 = time.time()
     stack.apply("database-down")
     try:
@@ -434,6 +570,7 @@ def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
         )
         # The exporters themselves are still scraped: the outage is reported, not blind.
         assert not _firing(stack, "DeletionAuditExporterDown")
+        _hold_until_escalated(stack, "database-down", t0)
     finally:
         stack.clear("database-down")
     t1 = time.time()
@@ -454,10 +591,12 @@ def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
         30,
         "deletions succeeding again",
     )
+    got = _settle_and_assert(stack, "database-down", t0, t1)
     RESULTS["database-down"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "resolved_after_fix": resolved - t1,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 

@@ -28,6 +28,40 @@ from deletion_monitor.demo_load import SCENARIOS
 from deletion_monitor.promapi import PrometheusClient
 from deletion_monitor.stack import Stack, StackError, StackOptions, remove_workdir
 
+# What each scenario pages, per receiver, when its fault is held for at least the compressed 30
+# minutes of the manager escalation (then cleared): PagerDuty incidents opened (distinct dedup
+# keys; docs/alerting.md "Incidents and grouping") and, for Slack, the incidents the channel is
+# told about. One fault is one incident: one page per escalation level, never one per alert.
+# A fault cleared earlier stops at the level it reached (on-call only, if cleared within 15).
+# tests/test_e2e.py asserts these figures against the real stack; docs/demo.md lists them.
+PAGE_RECEIVERS = ("pagerduty-oncall", "pagerduty-senior", "pagerduty-manager")
+SLACK_RECEIVERS = ("slack-ops", "slack-security")
+_CRITICAL = {"pagerduty-oncall": 1, "pagerduty-senior": 1, "pagerduty-manager": 1}
+EXPECTED_PAGES: dict[str, dict[str, int]] = {
+    "healthy": {},
+    # The error ratio, the post-deploy ladder and the burn rates: one availability incident.
+    "error-spike": {**_CRITICAL, "slack-ops": 1},
+    "latency": {"slack-ops": 1},
+    "timeouts": {"slack-ops": 1},
+    # Refusals are no availability errors: a security warning, nobody is paged.
+    "auth-attack": {"slack-ops": 1, "slack-security": 1},
+    "auth-bypass": {**_CRITICAL, "slack-ops": 1, "slack-security": 1},
+    "memory-leak": {**_CRITICAL, "slack-ops": 1},
+    # Every deletion leaves rows behind: the violations pass 10 (critical) within seconds and the
+    # completeness audit finds incompletely deleted users (critical): one integrity incident.
+    "orphans": {**_CRITICAL, "slack-ops": 1},
+    "exporter-down": {**_CRITICAL, "slack-ops": 1},
+    "database-down": {**_CRITICAL, "slack-ops": 1},
+}
+
+
+def expectation(name: str) -> str:
+    """The demo's expectation line for a scenario: pages and Slack incidents per receiver."""
+    expected = EXPECTED_PAGES.get(name, {})
+    pages = ", ".join(f"{r}={expected.get(r, 0)}" for r in PAGE_RECEIVERS)
+    slack = ", ".join(f"{r}={expected.get(r, 0)}" for r in SLACK_RECEIVERS)
+    return f"PagerDuty incidents {pages}; Slack incidents {slack}"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -80,8 +114,8 @@ def _fmt_alerts(stack: Stack) -> list[str]:
     for alert in stack.firing():
         labels = alert.get("labels", {})
         name = labels.get("alertname", "?")
-        if labels.get("escalated_alert"):
-            name += f"({labels['escalated_alert']})"
+        if labels.get("escalation"):
+            name += f"({labels.get('incident', '?')} incident)"
         rows[(name, labels.get("severity", ""))] = (
             rows.get((name, labels.get("severity", "")), 0) + 1
         )
@@ -95,12 +129,13 @@ def summary(stack: Stack, since: float, tty: bool) -> str:
     load = stack.load.stats.snapshot() if stack.load else {}
     alerts = _fmt_alerts(stack)
     counts = stack.notifications.counts(since)
+    pages = stack.notifications.pages(since)
     elapsed = time.time() - since
     if not tty:
         return (
             f"[{elapsed:5.0f}s] sent={load.get('sent', 0)} status={load.get('by_status', {})} "
             f"firing={len(alerts)} {'; '.join(a.split(maxsplit=1)[1] for a in alerts)} "
-            f"notified={counts}"
+            f"notified={counts} pages={pages}"
         )
     lines = [f"deletion-monitoring demo — {elapsed:.0f}s — Ctrl-C stops everything", ""]
     lines.append(f"load: {load.get('sent', 0)} calls, by status {load.get('by_status', {})}")
@@ -111,6 +146,9 @@ def summary(stack: Stack, since: float, tty: bool) -> str:
     lines.append(
         "notifications per receiver: "
         + (", ".join(f"{k}={v}" for k, v in counts.items()) or "none")
+    )
+    lines.append(
+        "PagerDuty incidents opened: " + (", ".join(f"{k}={v}" for k, v in pages.items()) or "none")
     )
     recent = [n for n in stack.notifications.all() if n.receiver != "heartbeat"][-10:]
     lines += [f"  {n.line()}" for n in recent]
@@ -195,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                 fault_on = True
                 print(
                     f"demo: fault injected: {scenario.description}; expect "
-                    f"{', '.join(scenario.expected_alerts) or '-'} -> "
-                    f"{', '.join(scenario.expected_receivers) or '-'}",
+                    f"{', '.join(scenario.expected_alerts) or '-'}: {expectation(scenario.name)}"
+                    " (escalations if it lasts 15/30 compressed minutes)",
                     flush=True,
                 )
             if fault_on and not cleared and args.fault_for and now >= fault_at + args.fault_for:
@@ -211,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(text, flush=True)
             time.sleep(2 if tty else 5)
         print(summary(stack, began, False), flush=True)
+        told = stack.notifications.incidents(began)
+        print(
+            f"demo: PagerDuty incidents opened {stack.notifications.pages(began)}; Slack "
+            f"incidents { {r: sorted(told.get(r, ())) for r in SLACK_RECEIVERS} }; expected "
+            f"{expectation(scenario.name)}",
+            flush=True,
+        )
         print("\n" + console(stack, args.time_compression, tty), flush=True)
     except KeyboardInterrupt:
         print("\ndemo: stopping …", flush=True)

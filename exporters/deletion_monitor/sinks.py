@@ -24,6 +24,10 @@ from typing import Any
 _TITLE = re.compile(r"^\[(?P<status>FIRING|RESOLVED)(?::\d+)?\]\s+(?P<alertname>[A-Za-z_:][\w:]*)")
 _LABEL_ALERTNAME = re.compile(r"alertname=([A-Za-z_:][\w:]*)")
 _EMAIL_ALERT = re.compile(r"^== ([A-Za-z_:][\w:]*) \((firing|resolved)\)", re.MULTILINE)
+# The Slack footer names the Alertmanager group: "group: incident=availability service=x ".
+_FOOTER_INCIDENT = re.compile(r"\bincident=([\w-]+)")
+# The title word of a group of several alerts (alertmanager/templates/deletion.tmpl).
+_GROUP_TITLE = "Incident"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class Notification:
     alertnames: tuple[str, ...]
     title: str = ""
     payload: Any = field(default=None, compare=False, repr=False)
+    # The incident label of the group, and what identifies the group at the receiver: the
+    # PagerDuty dedup key, the Slack footer (group labels). Empty when the message has none.
+    incident: str = ""
+    key: str = ""
 
     def line(self) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.at))
@@ -85,16 +93,49 @@ class NotificationLog:
         """Notifications per receiver."""
         return dict(sorted(Counter(n.receiver for n in self.all() if n.at >= since).items()))
 
+    def pages(self, since: float = 0.0, until: float | None = None) -> dict[str, int]:
+        """PagerDuty incidents opened per receiver: a `trigger` whose dedup key is not open (its
+        first trigger, or the first after a `resolve`) opens one, as at PagerDuty; a trigger of
+        an open key only updates it. Counted over notifications since `since` (keys opened
+        before are taken as open), optionally only those opened before `until`."""
+        open_keys: set[tuple[str, str]] = set()
+        opened: Counter[str] = Counter()
+        for n in self.all():
+            if n.channel != "pagerduty":
+                continue
+            key = (n.receiver, n.key)
+            if n.status == "resolved":
+                open_keys.discard(key)
+            elif key not in open_keys:
+                open_keys.add(key)
+                if n.at >= since and (until is None or n.at < until):
+                    opened[n.receiver] += 1
+        return dict(sorted(opened.items()))
+
+    def incidents(self, since: float = 0.0, until: float | None = None) -> dict[str, set[str]]:
+        """Incidents each receiver was told about (a firing message), by incident label."""
+        told: dict[str, set[str]] = {}
+        for n in self.all():
+            if n.status == "firing" and n.at >= since and (until is None or n.at < until):
+                if n.receiver != "heartbeat":
+                    told.setdefault(n.receiver, set()).add(n.incident or "?")
+        return told
+
 
 def parse_slack(receiver: str, body: dict[str, Any]) -> Notification:
     attachments = body.get("attachments") or [{}]
     title = str(attachments[0].get("title") or body.get("text") or "")
     text = " ".join(str(a.get("text") or "") for a in attachments)
     match = _TITLE.match(title)
-    names = [match.group("alertname")] if match else []
+    names = [match.group("alertname")] if match and match.group("alertname") != _GROUP_TITLE else []
     names += [n for n in _LABEL_ALERTNAME.findall(text) if n not in names]
     status = match.group("status").lower() if match else "firing"
-    return Notification(receiver, "slack", time.time(), status, tuple(names), title, body)
+    footer = str(attachments[0].get("footer") or "").strip()
+    found = _FOOTER_INCIDENT.search(footer)
+    incident = found.group(1) if found else ""
+    return Notification(
+        receiver, "slack", time.time(), status, tuple(names), title, body, incident, footer
+    )
 
 
 def parse_pagerduty(receiver: str, body: dict[str, Any]) -> Notification:
@@ -105,7 +146,11 @@ def parse_pagerduty(receiver: str, body: dict[str, Any]) -> Notification:
     names += [n for n in _LABEL_ALERTNAME.findall(str(details.get("firing", ""))) if n not in names]
     status = "resolved" if body.get("event_action") == "resolve" else "firing"
     title = str(payload.get("summary") or "")
-    return Notification(receiver, "pagerduty", time.time(), status, tuple(names), title, body)
+    incident = str(details.get("incident") or payload.get("component") or "")
+    key = str(body.get("dedup_key") or "")
+    return Notification(
+        receiver, "pagerduty", time.time(), status, tuple(names), title, body, incident, key
+    )
 
 
 def parse_webhook(receiver: str, body: dict[str, Any]) -> Notification:

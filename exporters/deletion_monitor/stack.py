@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
 from deletion_monitor.config import REPO_ROOT, load_config
@@ -64,6 +65,26 @@ _SECRET_FILE_KEYS = {
     "api_url_file", "slack_api_url_file", "routing_key_file", "service_key_file",
     "auth_password_file", "smtp_auth_password_file", "credentials_file", "password_file",
 }  # fmt: skip
+
+
+# The manual clean-up of the endpoint, done after the fact (the recommendations of the
+# manual_cleanup checks in deletion_monitor/checks/default.yml): what a skipped clean-up left.
+_GONE = 'NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = {col} AND p."deletedAt" IS NULL)'
+ORPHAN_CLEANUP = (
+    'UPDATE dispatches d SET "driverId" = NULL WHERE d."driverId" IS NOT NULL AND '
+    + _GONE.format(col='d."driverId"'),
+    'UPDATE dispatches d SET "userId" = NULL WHERE d."userId" IS NOT NULL AND '
+    + _GONE.format(col='d."userId"'),
+    'UPDATE file_uploads f SET "userId" = NULL WHERE f."userId" IS NOT NULL AND '
+    + _GONE.format(col='f."userId"'),
+    'DELETE FROM addresses a WHERE a."createdBy" IS NOT NULL AND '
+    + _GONE.format(col='a."createdBy"')
+    + ' AND NOT EXISTS (SELECT 1 FROM user_addresses ua WHERE ua."addressId" = a.id)'
+    ' AND NOT EXISTS (SELECT 1 FROM catering_requests r WHERE r."pickupAddressId" = a.id)'
+    ' AND NOT EXISTS (SELECT 1 FROM catering_requests r WHERE r."deliveryAddressId" = a.id)'
+    ' AND NOT EXISTS (SELECT 1 FROM on_demand_requests r WHERE r."pickupAddressId" = a.id)'
+    ' AND NOT EXISTS (SELECT 1 FROM on_demand_requests r WHERE r."deliveryAddressId" = a.id)',
+)
 
 
 class StackError(RuntimeError):
@@ -497,6 +518,16 @@ class Stack:
             self.start_audit_exporter()
         with contextlib.suppress(OSError):
             set_app_faults(self.url("app"), None)
+        if sc is not None and sc.app_faults.get("skip_cleanup"):
+            # Switching the fault off leaves the orphans in place: the fix is the clean-up the
+            # runbooks describe (DeletionOrphanedRecords), done here so that the incident ends.
+            self.clean_up_orphans()
+
+    def clean_up_orphans(self) -> None:
+        """Detach or remove what deletions without their manual clean-up left behind."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for statement in ORPHAN_CLEANUP:
+                conn.execute(statement)
 
     # --- what happened ------------------------------------------------------------------------
 
