@@ -109,6 +109,14 @@ def counted_failures_matcher(cfg: dict[str, Any]) -> str:
     return f'error_type!~"{"|".join(names)}"' if names else ""
 
 
+def with_matcher(series: str, matcher: str) -> str:
+    """`metric{a="b"}` -> `metric{a="b",matcher}` (or `metric{matcher}`)."""
+    if series.endswith("}"):
+        inner = series[series.index("{") + 1 : -1]
+        return f"{series[: series.index('{')]}{{{inner + ',' if inner else ''}{matcher}}}"
+    return f"{series}{{{matcher}}}"
+
+
 def exact_increase(series: str, window: str) -> str:
     """Per-series counter increase over `window`, without increase()'s extrapolation.
 
@@ -152,6 +160,7 @@ class Source:
         self.replicas: tuple[str, ...] = tuple(cfg.get("replicaLabels", ()))
         self._cache: dict[str, bool] = {}
         self._first: dict[str, float | None] = {}
+        self._targets: dict[str, list[str]] = {}
         # Metric names whose counters reset inside a queried range: their figures come from
         # increase() (extrapolated, approximate) and the report says so.
         self.reset_metrics: set[str] = set()
@@ -213,6 +222,30 @@ class Source:
             self.reset_metrics.add(probe.split("{", 1)[0])
             return f"increase({series}[{window}])"
         cover = self._coverage_probe(series)
+        instances = self._instances(cover, span, when)
+        if len(instances) <= 1:
+            return self._inc_one(series, cover, window, span, when)
+        # Replicas (several exporter targets): each one's own coverage and first scrape. A
+        # replica started inside the range with the audit history in its counters must count
+        # from its own first scrape, not from the other replica's.
+        parts = []
+        for instance in instances:
+            m = f'instance="{instance}"'
+            one = self._inc_one(with_matcher(series, m), with_matcher(cover, m), window, span, when)
+            parts.append(f"({one})")
+        return " or ".join(parts)
+
+    def _instances(self, cover: str, span: str, when: float) -> list[str]:
+        """The `instance` labels of the coverage probe's targets seen in the span."""
+        key = f"{when}|{cover}|{span}"
+        if key not in self._targets:
+            expr = f"count by (instance) (last_over_time({cover}[{span}]))"
+            samples = self.client.query(expr, when)
+            self._targets[key] = sorted(x.labels.get("instance", "") for x in samples)
+        return self._targets[key]
+
+    def _inc_one(self, series: str, cover: str, window: str, span: str, when: float) -> str:
+        """_inc for the series of one exporter target (or of all, when there is one)."""
         if self._check(self._covered_expr(cover, span), when):
             return exact_increase(series, window)
         t0 = self._first_scrape(cover, span, when)

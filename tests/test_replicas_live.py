@@ -1,0 +1,184 @@
+"""Two audit exporters on one table, scraped by a real Prometheus: no figure doubles.
+
+Two `deletion-monitor audit-exporter` processes tail the same PostgreSQL `deletion_audit` table
+(replicas: same series, different `instance`). A real Prometheus scrapes both every second and
+evaluates the rendered rule files (rendered with CHECK_INTERVAL=1, the spec's override, so the
+groups run every second). The recorded rates, a dashboard query, the health report and the watch
+console must all equal the one-replica truth, while the raw sum over both replicas is 2x (the
+check that the setup really has two replicas and the assertions could fail).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from deletion_monitor import render_rules, report, watch, workload
+from deletion_monitor.config import REPO_ROOT, load_config
+from deletion_monitor.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor.promapi import PrometheusClient
+from deletion_monitor.render_dashboards import all_panel_queries
+from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
+
+pytestmark = pytest.mark.slow  # ~30 s: two exporters and a Prometheus, waited on in real time
+
+CLI = [sys.executable, "-m", "deletion_monitor", "audit-exporter"]
+HISTORY, NEW = 300, 240  # rows before the exporters start, rows written while they run
+
+
+def _wait(cond: Any, what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def two_replicas(
+    pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    tmp_path = tmp_path_factory.mktemp("replicas")
+    audit_dsn = pg_cluster.create_database("replicas")
+    apply_sql_file(audit_dsn, REPO_ROOT / "schema" / "deletion_audit.sql")
+    cfg = load_config(env={})
+    audit = cfg["auditExporterSelector"]
+    job = audit.split('"')[1]
+    workload.insert_rows(audit_dsn, HISTORY, seed=21)
+    ports = [free_port(), free_port()]
+    while ports[1] == ports[0]:
+        ports[1] = free_port()
+    exporters = [
+        ManagedProcess(
+            [*CLI, "--dsn", audit_dsn, "--listen", f"127.0.0.1:{p}", "--poll-interval", "0.2"],
+            tmp_path / f"audit-{i}.log",
+        )
+        for i, p in enumerate(ports)
+    ]
+    rules = render_rules.render(load_config(env={"CHECK_INTERVAL": "1"}))
+    rule_files = []
+    for rel, text in rules.items():
+        path = tmp_path / Path(rel).name
+        path.write_text(text)
+        rule_files.append(str(path))
+    targets = ", ".join(f"'127.0.0.1:{p}'" for p in ports)
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files: {json.dumps(rule_files)}\n"
+        f"scrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: [{targets}]}}]\n"
+    )
+    port = free_port()
+    prom = ManagedProcess(
+        [
+            require_binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp_path / "prometheus.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready", timeout=60)
+        client = PrometheusClient(url)
+        total = f"deletion_audit_rows_ingested_total{{{audit}}}"
+
+        def ingested(n: int) -> bool:
+            got = client.query(f"{total} == {n}")
+            return len(got) == 2  # both replicas, as scraped by Prometheus
+
+        # Both replicas served and scraped with their history, then new rows while they run.
+        _wait(lambda: ingested(HISTORY), f"both replicas scraped with {HISTORY} rows")
+        time.sleep(2)
+        workload.insert_rows(audit_dsn, NEW, seed=22)
+        _wait(lambda: ingested(HISTORY + NEW), "both replicas scraped with the new rows")
+        time.sleep(3)  # a few rule evaluations after the last increase
+        with psycopg.connect(audit_dsn) as conn:
+            (rows,) = conn.execute("SELECT count(*) FROM deletion_audit").fetchone()
+        assert rows == HISTORY + NEW
+        yield {
+            "cfg": cfg,
+            "client": client,
+            "url": url,
+            "audit": audit,
+            "instances": [f"127.0.0.1:{p}" for p in ports],
+            "at": time.time(),
+        }
+    finally:
+        prom.stop()
+        for e in exporters:
+            e.stop()
+
+
+def _per_replica(r: dict[str, Any], expr: str, at: float) -> dict[str, float]:
+    """{instance: value} of `sum by (instance) (expr % selector)` for the two replicas."""
+    samples = r["client"].query(f"sum by (instance) ({expr % r['audit']})", at)
+    values = {s.labels["instance"]: s.value for s in samples}
+    assert sorted(values) == sorted(r["instances"]), values
+    return values
+
+
+def test_report_watch_and_dashboard_count_each_deletion_once(two_replicas: dict[str, Any]) -> None:
+    r = two_replicas
+    client, cfg, at = r["client"], r["cfg"], r["at"]
+    # Each replica's own figure (increase() extrapolates to the window edge from each replica's
+    # first sample, so the two differ by a few percent); a plain sum over both is their total.
+    per = _per_replica(r, "increase(deletion_requests_total{%s}[1h])", at)
+    low, high = min(per.values()), max(per.values())
+    assert 0 < low and high < 1.1 * low
+    both_raw = client.query_value(f"sum(increase(deletion_requests_total{{{r['audit']}}}[1h]))", at)
+    assert both_raw == pytest.approx(low + high)  # two replicas: a plain sum doubles
+
+    # A dashboard panel (executive "Deletions (selected range)") is one replica's figure.
+    [expr] = [
+        e
+        for uid, title, e in all_panel_queries(cfg, range_="1h")
+        if title == "Deletions (selected range)"
+    ]
+    assert client.query_value(expr, at) == pytest.approx(high)
+
+    # The health report and the watch console count exactly the rows written while both ran.
+    rep = report.build_report(client, cfg, "health", "1h", at)
+    assert rep["totals"]["requests"] == NEW
+    out = io.StringIO()
+    watch.run(
+        watch_args(["--once", "--prometheus", r["url"], "--at", str(at)]),
+        out=out,
+    )
+    snap = json.loads(out.getvalue())
+    assert snap["deletions_1h"] == NEW
+
+
+def test_recorded_rates_equal_the_one_replica_truth(two_replicas: dict[str, Any]) -> None:
+    r = two_replicas
+    client = r["client"]
+    for record, raw in [
+        ("deletion:deletion_requests:rate5m", "rate(deletion_requests_total{%s}[5m])"),
+        ("deletion:deletion_requests:increase1h", "increase(deletion_requests_total{%s}[1h])"),
+    ]:
+        [sample] = client.query(f"timestamp({record})", r["at"])
+        evaluated_at = sample.value  # compare with the truth at the rule's own evaluation time
+        recorded = client.query_value(record, evaluated_at)
+        per = _per_replica(r, raw, evaluated_at)
+        assert min(per.values()) > 0
+        # One replica's figure (within the few percent the replicas' extrapolations differ),
+        # not the sum of both.
+        assert min(per.values()) * 0.98 <= recorded <= max(per.values()) * 1.02, (record, per)
+
+
+def watch_args(argv: list[str]) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    watch.add_arguments(parser)
+    return parser.parse_args(argv)
