@@ -178,6 +178,21 @@ PROJECT_METRICS: tuple[Metric, ...] = (
     Metric("deletion_integrity_exporter_info", "gauge", ("version",), INTEGRITY, "version"),
     # --- demo application (demo/); a real application exports the names set in the config -----
     Metric("deletion_app_memory_limit_bytes", "gauge", (), APP, "memory the app may use"),
+    Metric("deletion_app_cpu_limit_cores", "gauge", (), APP, "CPU cores the app may use"),
+    Metric(
+        "deletion_app_db_query_duration_seconds",
+        "histogram",
+        (),
+        APP,
+        "execution time of the app's database statements",
+    ),
+    Metric(
+        "deletion_app_gc_duration_seconds",
+        "histogram",
+        ("generation",),
+        APP,
+        "wall time of each garbage collection",
+    ),
     Metric("deletion_app_db_pool_connections_in_use", "gauge", (), APP, "pool connections busy"),
     Metric("deletion_app_db_pool_connections_max", "gauge", (), APP, "pool size"),
     Metric("http_requests_total", "counter", ("method", "route", "status"), APP, "HTTP requests"),

@@ -26,12 +26,13 @@ from typing import Any
 
 import psycopg
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from deletion_monitor import __version__
 from deletion_monitor.cliargs import add_log_level, listen_address
 from deletion_monitor.demo_app.faults import Faults
+from deletion_monitor.demo_app.runtime import GcTimer, cpu_limit_cores
 from deletion_monitor.demo_app.service import PROBE_USER_ID, DeletionService
 from deletion_monitor.log import setup_logging
 from deletion_monitor.redaction import redact
@@ -44,18 +45,41 @@ DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
 
 
 class _AppCollector:
-    """Gauges read at scrape time: memory limit, pool usage, fault switches, leaked bytes."""
+    """Read at scrape time: memory and CPU limits, pool usage, query and GC times, faults."""
 
-    def __init__(self, service: DeletionService, faults: Faults) -> None:
+    def __init__(self, service: DeletionService, faults: Faults, gc_timer: GcTimer) -> None:
         self.service = service
         self.faults = faults
+        self.gc_timer = gc_timer
+        self.cpu_limit = cpu_limit_cores()
 
-    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         yield GaugeMetricFamily(
             "deletion_app_memory_limit_bytes",
             "Memory the application may use (its container limit); memory alerts divide by it.",
             value=self.faults.memory_limit_bytes,
         )
+        yield GaugeMetricFamily(
+            "deletion_app_cpu_limit_cores",
+            "CPU cores the application may use (cgroup quota, else its CPUs); CPU alerts divide "
+            "rate(process_cpu_seconds_total) by it.",
+            value=self.cpu_limit,
+        )
+        buckets, total = self.service.query_timer.snapshot()
+        yield HistogramMetricFamily(
+            "deletion_app_db_query_duration_seconds",
+            "Execution time of the application's database statements.",
+            buckets=buckets,
+            sum_value=total,
+        )
+        gc_hist = HistogramMetricFamily(
+            "deletion_app_gc_duration_seconds",
+            "Wall time of each garbage collection, by generation (gc.callbacks).",
+            labels=["generation"],
+        )
+        for generation, counts in self.gc_timer.generations.items():
+            gc_hist.add_metric([str(generation)], counts.cumulative(), counts.sum)
+        yield gc_hist
         yield GaugeMetricFamily(
             "deletion_app_db_pool_connections_in_use",
             "Database connections currently checked out of the pool.",
@@ -119,7 +143,9 @@ class DemoApp:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        self.registry.register(_AppCollector(service, faults))
+        self.gc_timer = GcTimer()
+        self.gc_timer.install()
+        self.registry.register(_AppCollector(service, faults, self.gc_timer))
         self.httpd: ThreadingHTTPServer | None = None
 
     def make_server(self, host: str, port: int) -> ThreadingHTTPServer:

@@ -29,6 +29,7 @@ from deletion_monitor.demo_app.auth import (
     token_subject,
 )
 from deletion_monitor.demo_app.faults import Faults
+from deletion_monitor.demo_app.runtime import QueryTimer, TimedConnection
 
 log = logging.getLogger("deletion_monitor.demo_app")
 
@@ -117,8 +118,16 @@ class DeletionService:
         self.faults = faults
         self.app_version = app_version
         self.statement_timeout = statement_timeout
+        # deletion_app_db_query_duration_seconds: every statement of a pooled connection.
+        self.query_timer = QueryTimer()
+        timer = self.query_timer
+
+        class Connection(TimedConnection):
+            query_timer = timer
+
         self.pool = psycopg_pool.ConnectionPool(
             dsn,
+            connection_class=Connection,
             min_size=pool_min,
             max_size=pool_max,
             timeout=pool_timeout,

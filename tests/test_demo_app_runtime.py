@@ -1,0 +1,102 @@
+"""The demo app's runtime metrics the strategy's alerts read: GC time, DB statement time, CPU limit.
+
+DeletionAppGcTimeHigh / DeletionAppFullGcFrequent, DeletionDbQueryLatencyHigh and
+DeletionAppCpuHigh need series prometheus-client does not provide; the demo app exports them
+under the names config/config.libsonnet configures (appGcDurationMetric,
+appDbQueryDurationMetric, appCpuLimitMetric).
+"""
+
+from __future__ import annotations
+
+import gc
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from deletion_monitor.config import load_config
+from deletion_monitor.demo_app.faults import Faults
+from deletion_monitor.demo_app.runtime import (
+    DB_QUERY_BUCKETS,
+    BucketCounts,
+    GcTimer,
+    QueryTimer,
+    TimedConnection,
+    cpu_limit_cores,
+)
+from deletion_monitor.demo_app.server import _AppCollector
+from deletion_monitor.demo_app.service import DeletionService
+
+
+def test_names_and_buckets_are_the_configured_ones() -> None:
+    cfg = load_config(env={})
+    assert list(DB_QUERY_BUCKETS) == cfg["dbQueryBuckets"]
+    assert cfg["dbQuery"]["p95Warning"] in DB_QUERY_BUCKETS  # "above 1 s" is exact
+    assert cfg["appDbQueryDurationMetric"] == "deletion_app_db_query_duration_seconds"
+    assert cfg["appGcDurationMetric"] == "deletion_app_gc_duration_seconds"
+    assert cfg["appCpuLimitMetric"] == "deletion_app_cpu_limit_cores"
+
+
+def test_bucket_counts_are_cumulative_with_le_inclusive() -> None:
+    counts = BucketCounts([0.1, 1])
+    for v in (0.05, 0.1, 0.5, 1, 3):
+        counts.observe(v)
+    assert counts.cumulative() == [("0.1", 2.0), ("1", 4.0), ("+Inf", 5.0)]
+    assert counts.sum == 4.65
+
+
+def test_gc_timer_times_each_collection_by_generation() -> None:
+    timer = GcTimer()
+    timer.install()
+    try:
+        gc.collect(2)
+        gc.collect(0)
+    finally:
+        timer.uninstall()
+    assert timer not in gc.callbacks
+    full, young = timer.generations[2].cumulative(), timer.generations[0].cumulative()
+    assert full[-1][1] >= 1 and young[-1][1] >= 1
+    assert 0 < timer.generations[2].sum < 5
+
+
+def test_timed_connection_observes_each_statement(pg_dsn: str) -> None:
+    timer = QueryTimer()
+
+    class Conn(TimedConnection):
+        query_timer = timer
+
+    with Conn.connect(pg_dsn) as conn:
+        conn.execute("SELECT 1")
+        conn.execute("SELECT pg_sleep(0.3)")
+    buckets, total = timer.snapshot()
+    counts = dict(buckets)
+    assert counts["+Inf"] == 2
+    assert counts["0.25"] == 1 and counts["0.5"] == 2  # the sleep lands in (0.25, 0.5]
+    assert 0.3 <= total < 2
+
+
+def test_app_collector_exports_the_families(app_dsn: str) -> None:
+    svc = DeletionService(app_dsn, "s", Faults(256 * 1024 * 1024), pool_min=1, pool_max=2)
+    svc.open()
+    timer = GcTimer()
+    try:
+        with svc.connection() as conn:
+            conn.execute("SELECT 1")
+        registry = CollectorRegistry()
+        registry.register(_AppCollector(svc, svc.faults, timer))
+        timer.install()
+        gc.collect()
+        text = generate_latest(registry).decode()
+    finally:
+        timer.uninstall()
+        svc.close()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    cpu = families["deletion_app_cpu_limit_cores"].samples[0].value
+    assert cpu == cpu_limit_cores() and cpu > 0
+    query = {s.name: s.value for s in families["deletion_app_db_query_duration_seconds"].samples}
+    assert query["deletion_app_db_query_duration_seconds_count"] >= 2  # open() and SELECT 1
+    gens = {
+        s.labels["generation"]
+        for s in families["deletion_app_gc_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert gens == {"0", "1", "2"}
