@@ -405,7 +405,7 @@ class AuditExporter:
         self._cursor: Cursor | None = None  # None until the start-up aggregate has run
         # Lag marks: (newest held-back (tx, id) seen, when first seen), in time order and so in
         # increasing (tx, id). The first mark above the cursor tells when the oldest row still
-        # held back was first seen (see _update_lag).
+        # held back was first seen (see _held_fields).
         self._held_marks: list[tuple[Cursor, float]] = []
         self._foreign_logged: int = 0
         self._unaccounted_logged: int = 0
@@ -490,8 +490,9 @@ class AuditExporter:
                 delay = self.cfg.max_backoff
                 with contextlib.suppress(Exception):
                     log.error("poller error; retrying", extra={"error_class": type(exc).__name__})
-            # Clamp: Event.wait() raises on an infinite or huge timeout.
-            self._stop.wait(min(max(delay, 0.0), max(self.cfg.max_backoff, 3600.0)))
+            # Clamp: Event.wait() raises on a NaN, infinite or huge timeout.
+            finite = math.isfinite(delay)
+            self._stop.wait(min(max(delay, 0.0), MAX_POLL_INTERVAL) if finite else 1.0)
         self._close()
 
     def _cycle(self, failures: int, was_down: bool) -> tuple[int, bool, float]:
@@ -618,14 +619,22 @@ class AuditExporter:
                         },
                     )
                 self._load_chunk_done(done)
+            # Held-back and foreign rows as of the same snapshot, so that the first scrape with
+            # counters has every gauge too (no series appears a poll later than the rest).
+            held_fields = self._held_fields(conn, hi)
         elapsed = time.monotonic() - started
         self.store.publish_rows(
             private.snapshot(),
             initial_load_seconds=elapsed,
             load_rows_done=done,
             load_rows_estimated=done,
+            # By construction the load read every row at or below its cursor: nothing is
+            # unaccounted for yet; the first count follows one --reconcile-interval later.
+            rows_unaccounted=0 if self.cfg.reconcile_interval > 0 else None,
+            **held_fields,
         )
         self._cursor = hi
+        self._next_reconcile = time.monotonic() + self.cfg.reconcile_interval
         snap = self.store.snapshot()
         log.info(
             "initial load done",
@@ -636,7 +645,6 @@ class AuditExporter:
                 "seconds": round(elapsed, 3),
             },
         )
-        self._after_poll(conn)
 
     def _load_chunk_done(self, rows_done: int) -> None:
         """Called after each start-up chunk (tests slow the load down here)."""
@@ -677,23 +685,25 @@ class AuditExporter:
         return total
 
     def _after_poll(self, conn: psycopg.Connection[Any]) -> None:
-        self._update_lag(conn)
+        assert self._cursor is not None
+        self.store.update(**self._held_fields(conn, self._cursor))
         if self.cfg.reconcile_interval > 0 and time.monotonic() >= self._next_reconcile:
             self._next_reconcile = time.monotonic() + self.cfg.reconcile_interval
             self._reconcile(conn)
 
-    def _update_lag(self, conn: psycopg.Connection[Any]) -> None:
-        """Cursor lag = now - when the oldest row still held back was first seen by a poll.
+    def _held_fields(self, conn: psycopg.Connection[Any], cursor: Cursor) -> dict[str, Any]:
+        """cursor_lag and foreign_tx_rows for the state (after a poll, or in the load snapshot).
+
+        Cursor lag = now - when the oldest row still held back was first seen by a poll.
 
         Not "since xmin last moved": with overlapping long transactions xmin moves while the
         same rows stay held, and the lag must keep growing. Marks record, per poll that saw a
         newer held row, that row's (tx, id) and the time; rows up to a mark were all seen by
         then, so the first mark above the cursor dates the oldest row still held.
         """
-        assert self._cursor is not None
         row = conn.execute(self._sql["held"]).fetchone()
         now = time.time()
-        marks = [m for m in self._held_marks if m[0] > self._cursor]
+        marks = [m for m in self._held_marks if m[0] > cursor]
         if row is not None and row["held_tx"] is not None:
             held: Cursor = (int(row["held_tx"]), int(row["held_id"]))
             if not marks or held > marks[-1][0]:
@@ -717,7 +727,7 @@ class AuditExporter:
                     "ingested (written by another cluster?); see docs/audit-log.md",
                     extra={"table": self.cfg.table, "foreign_tx_rows": foreign},
                 )
-        self.store.update(cursor_lag=lag, foreign_tx_rows=foreign)
+        return {"cursor_lag": lag, "foreign_tx_rows": foreign}
 
     def _reconcile(self, conn: psycopg.Connection[Any]) -> None:
         """Count the rows at or below the cursor and compare with the rows ingested."""
