@@ -8,6 +8,9 @@ function(config) {
   local audit = config.auditExporterSelector,
   local integ = config.integrityExporterSelector,
   local app = config.appSelector,
+  // Replicas of the audit exporter serve identical series: collapse them before every sum.
+  local dedup(expr) = u.dedup(config, expr),
+  local num(x) = if x == 0 then '0' else '%.12g' % x,
 
   // Failures that count against availability: every class except errorRate.excludedErrorTypes
   // (authorization refusals: the endpoint working as intended, alerted on by
@@ -28,10 +31,31 @@ function(config) {
   local windows = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'],
   windows:: windows,
 
+  // A count over window w from a recorded per-second rate (after time compression the rate
+  // times the compressed window is still the count of events in the window).
+  local count(rateSeries, w) = '(%s * %s)' % [rateSeries, num(u.seconds(config, w))],
+  count:: count,
+
+  // One-sided Wilson score lower bound of a proportion f/n (f, n counts, z its quantile),
+  // in count form: (f + z^2/2 - z sqrt(f (n - f) / n + z^2/4)) / (n + z^2). Small counts give a
+  // wide interval, so two failures out of fifteen deletions prove much less than the 13 % they
+  // read as; 3 failures out of 3 still prove a high ratio. n - f clamped at 0 (extrapolation can
+  // make f slightly larger than n).
+  local wilsonLower(f, n, z) =
+    |||
+      (
+        %(f)s + %(z2h)s
+        - %(z)s * sqrt(%(f)s * clamp_min(%(n)s - %(f)s, 0) / %(n)s + %(z2q)s)
+      )
+      /
+      (%(n)s + %(z2)s)
+    ||| % { f: f, n: n, z: num(z), z2: num(z * z), z2h: num(z * z / 2), z2q: num(z * z / 4) },
+  wilsonLower:: wilsonLower,
+
   local ratioRules(w) = [
     {
       record: 'deletion:deletion_requests:rate' + w,
-      expr: 'sum(rate(deletion_requests_total{%s}[%s]))' % [audit, d(w)],
+      expr: 'sum(%s)' % dedup('rate(deletion_requests_total{%s}[%s])' % [audit, d(w)]),
     },
     {
       // No failure series exist until the first failure: record 0 (not nothing) while there
@@ -40,46 +64,105 @@ function(config) {
       // Counted failures only (see `counted`): the ratio, the error-rate, post-deploy and
       // burn-rate alerts all read this record.
       expr: |||
-        sum(rate(deletion_failures_total{%(f)s}[%(w)s]))
+        sum(%(fail)s)
         or
-        0 * sum(rate(deletion_requests_total{%(s)s}[%(w)s]))
-      ||| % { s: audit, f: counted, w: d(w) },
+        0 * deletion:deletion_requests:rate%(n)s
+      ||| % {
+        fail: dedup('rate(deletion_failures_total{%s}[%s])' % [counted, d(w)]),
+        n: w,
+      },
     },
     {
       record: 'deletion:deletion_error_ratio:rate' + w,
       expr: 'deletion:deletion_failures:rate%s / deletion:deletion_requests:rate%s' % [w, w],
     },
-  ],
+  ] + (if w == '5m' then [] else [
+         {
+           // Lower confidence bound of the error ratio (errorRate.significanceZ): what the
+           // deletions seen in the window prove about it. Absent without deletions.
+           record: 'deletion:deletion_error_ratio:wilson_lower_rate' + w,
+           expr: '%s\nand on () deletion:deletion_requests:rate%s > 0\n' % [
+             std.rstripChars(wilsonLower(
+               count('deletion:deletion_failures:rate' + w, w),
+               count('deletion:deletion_requests:rate' + w, w),
+               config.errorRate.significanceZ
+             ), '\n'),
+             w,
+           ],
+         },
+       ]),
 
+  // Histogram thresholds of the p95 ladder: the exporter writes le="10.0", hand-written series
+  // may say le="10"; the record carries the config's spelling.
+  local leMatcher(t) = if std.floor(t) == t then '%s|%s.0' % [num(t), num(t)] else num(t),
+  local latencyLevels = [config.latency.info, config.latency.warning, config.latency.critical],
+  latencyLevels:: latencyLevels,
+  local latencyWindows = std.uniq(std.sort(['5m', '1h'] + config.latency.evidenceWindows, u.toSeconds), function(x) u.toSeconds(x)),
+  latencyWindows:: latencyWindows,
+
+  // Latency records exist only where the window holds deletions: a quantile or average over no
+  // deletions is 0/0 = NaN, which poisons every avg/stddev_over_time that reads it (anomaly).
   local latencyRules(w) = [
+    {
+      // Deletions with a recorded duration (the +Inf bucket), per second.
+      record: 'deletion:deletion_duration_observations:rate' + w,
+      expr: 'sum(%s)' % dedup('rate(deletion_duration_seconds_bucket{%s,le="+Inf"}[%s])' % [audit, d(w)]),
+    },
     {
       record: 'deletion:deletion_duration_seconds:avg_rate' + w,
       expr: |||
-        sum(rate(deletion_duration_seconds_sum{%(s)s}[%(w)s]))
+        sum(%(sum)s)
         /
-        sum(rate(deletion_duration_seconds_count{%(s)s}[%(w)s]))
-      ||| % { s: audit, w: d(w) },
+        (sum(%(count)s) > 0)
+      ||| % {
+        sum: dedup('rate(deletion_duration_seconds_sum{%s}[%s])' % [audit, d(w)]),
+        count: dedup('rate(deletion_duration_seconds_count{%s}[%s])' % [audit, d(w)]),
+      },
     },
   ] + [
     {
       record: 'deletion:deletion_duration_seconds:p%s_rate%s' % [q[2:], w],
-      expr: 'histogram_quantile(%s, sum by (le) (rate(deletion_duration_seconds_bucket{%s}[%s])))'
-            % [q, audit, d(w)],
+      expr: |||
+        histogram_quantile(%(q)s, sum by (le) (%(b)s))
+        and on () deletion:deletion_duration_observations:rate%(w)s > 0
+      ||| % { q: q, b: dedup('rate(deletion_duration_seconds_bucket{%s}[%s])' % [audit, d(w)]), w: w },
     }
     for q in ['0.95', '0.99']
+  ] + [
+    {
+      // Deletions slower than each level of the p95 ladder (label le = the level), per second:
+      // p95 > T is exactly "more than 5 % of the deletions slower than T" when T is a bucket
+      // boundary. One rule (a record name is defined once), one series per level.
+      record: 'deletion:deletion_slow_requests:rate' + w,
+      expr: std.join('or\n', [
+        |||
+          label_replace(
+            deletion:deletion_duration_observations:rate%(w)s
+            - on () sum(%(b)s),
+            "le", "%(t)s", "", ""
+          )
+        ||| % {
+          w: w,
+          t: num(t),
+          b: dedup('rate(deletion_duration_seconds_bucket{%s,le=~"%s"}[%s])' % [audit, leMatcher(t), d(w)]),
+        }
+        for t in std.uniq(std.sort(latencyLevels))
+      ]),
+    },
   ],
 
   // z-score of a recorded series against its own last `anomaly.window`.
+  // The stddev must be above 0: a flat week (or one sample) gives no band to be outside of.
   local zscore(series) = |||
     (%(x)s - avg_over_time(%(x)s[%(w)s]))
     /
-    stddev_over_time(%(x)s[%(w)s])
+    (stddev_over_time(%(x)s[%(w)s]) > 0)
   ||| % { x: series, w: d(config.anomaly.window) },
 
   // Records the alerts read. alerts.libsonnet puts them at the head of its single group, in this
   // order, so that every alert (and every escalation) sees the values of the same evaluation:
   // rules of one group run in sequence, separate groups in no defined order (promtool included).
-  alerting:: std.flattenArrays([ratioRules(w) for w in windows]) + latencyRules('5m') + latencyRules('1h') + [
+  alerting:: std.flattenArrays([ratioRules(w) for w in windows]) + std.flattenArrays([latencyRules(w) for w in latencyWindows]) + [
     {
       record: 'deletion:deletion_requests:rate1h_zscore1w',
       expr: zscore('deletion:deletion_requests:rate1h'),
@@ -90,7 +173,7 @@ function(config) {
     },
     {
       record: 'deletion:deletion_integrity_violations:sum',
-      expr: 'sum(deletion_integrity_violations{%s})' % integ,
+      expr: 'sum(%s)' % dedup('deletion_integrity_violations{%s}' % integ),
     },
     {
       // Per instance: memory is a per-process limit.
@@ -135,32 +218,32 @@ function(config) {
       rules: [
         {
           record: 'user_type:deletion_requests:rate1h',
-          expr: 'sum by (user_type) (rate(deletion_requests_total{%s}[%s]))' % [audit, d('1h')],
+          expr: 'sum by (user_type) (%s)' % dedup('rate(deletion_requests_total{%s}[%s])' % [audit, d('1h')]),
         },
         {
           // Counted failures only, like deletion:deletion_error_ratio:rateW.
           record: 'user_type:deletion_error_ratio:rate1h',
           expr: |||
             (
-              sum by (user_type) (rate(deletion_failures_total{%(f)s}[%(w)s]))
+              sum by (user_type) (%(fail)s)
               or
               0 * user_type:deletion_requests:rate1h
             )
             /
             user_type:deletion_requests:rate1h
-          ||| % { f: counted, w: d('1h') },
+          ||| % { fail: dedup('rate(deletion_failures_total{%s}[%s])' % [counted, d('1h')]) },
         },
         {
           record: 'error_type:deletion_failures:rate5m',
-          expr: 'sum by (error_type) (rate(deletion_failures_total{%s}[%s]))' % [audit, d('5m')],
+          expr: 'sum by (error_type) (%s)' % dedup('rate(deletion_failures_total{%s}[%s])' % [audit, d('5m')]),
         },
         {
           record: 'error_type:deletion_failures:increase1h',
-          expr: 'sum by (error_type) (increase(deletion_failures_total{%s}[%s]))' % [audit, d('1h')],
+          expr: 'sum by (error_type) (%s)' % dedup('increase(deletion_failures_total{%s}[%s])' % [audit, d('1h')]),
         },
         {
           record: 'deletion:deletion_requests:increase1h',
-          expr: 'sum(increase(deletion_requests_total{%s}[%s]))' % [audit, d('1h')],
+          expr: 'sum(%s)' % dedup('increase(deletion_requests_total{%s}[%s])' % [audit, d('1h')]),
         },
         {
           // Ratio to the same hour a week ago (1 = unchanged); absent without last week's data.
@@ -171,12 +254,12 @@ function(config) {
         {
           // Usage by hour of day (UTC) and by weekday: the exporter counts exactly per row.
           record: 'hour:deletion_requests:increase1d',
-          expr: 'sum by (hour) (increase(deletion_requests_by_hour_total{%s}[%s]))' % [audit, d('1d')],
+          expr: 'sum by (hour) (%s)' % dedup('increase(deletion_requests_by_hour_total{%s}[%s])' % [audit, d('1d')]),
         },
         {
           record: 'weekday:deletion_requests:increase1w',
-          expr: 'sum by (weekday) (increase(deletion_requests_by_weekday_total{%s}[%s]))'
-                % [audit, d('1w')],
+          expr: 'sum by (weekday) (%s)'
+                % dedup('increase(deletion_requests_by_weekday_total{%s}[%s])' % [audit, d('1w')]),
         },
       ],
     },
@@ -188,20 +271,20 @@ function(config) {
           record: 'user_type:deletion_duration_seconds:p95_rate1h',
           expr: |||
             histogram_quantile(0.95,
-              sum by (user_type, le) (rate(deletion_duration_seconds_bucket{%s}[%s])))
-          ||| % [audit, d('1h')],
+              sum by (user_type, le) (%s))
+          ||| % dedup('rate(deletion_duration_seconds_bucket{%s}[%s])' % [audit, d('1h')]),
         },
         {
           // "Complex deletions": only cascades of at least the large-cascade threshold.
           record: 'deletion:deletion_large_cascade_duration_seconds:p95_rate1h',
           expr: |||
             histogram_quantile(0.95,
-              sum by (le) (rate(deletion_large_cascade_duration_seconds_bucket{%s}[%s])))
-          ||| % [audit, d('1h')],
+              sum by (le) (%s))
+          ||| % dedup('rate(deletion_large_cascade_duration_seconds_bucket{%s}[%s])' % [audit, d('1h')]),
         },
         {
           record: 'category:deletion_integrity_violations:sum',
-          expr: 'sum by (category) (deletion_integrity_violations{%s})' % integ,
+          expr: 'sum by (category) (%s)' % dedup('deletion_integrity_violations{%s}' % integ),
         },
       ],
     },

@@ -131,8 +131,9 @@ def test_time_compression_divides_every_duration(
     out = _render_into(tmp_path, monkeypatch, via_cli=True, TIME_COMPRESSION="60")
     rules = out["rules"]
     assert {g["interval"] for g in out["groups"]} == {"1s"}
-    crit = _alert(rules, "DeletionErrorRateHigh", "critical")
-    assert crit["for"] == "5s"  # 5m
+    warn = _alert(rules, "DeletionErrorRateHigh", "warning")
+    assert warn["for"] == "5s"  # 10m duration minus the 5m window
+    assert warn["keep_firing_for"] == "10s"  # 10m
     senior = _alert(rules, "DeletionEscalationSenior", "critical")
     manager = _alert(rules, "DeletionEscalationManager", "critical")
     assert (senior["for"], manager["for"]) == ("15s", "30s")  # 15m, 30m
