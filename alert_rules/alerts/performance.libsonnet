@@ -124,7 +124,9 @@ function(config) {
       alert(
         'DeletionDbQueryLatencyHigh',
         'warning',
-        'resources',
+        // Category latency: slow statements are slow deletions, one incident with the p95/p99
+        // alerts the same fault raises (config.incidents), not a second one.
+        'latency',
         'app',
         |||
           histogram_quantile(0.95, sum by (le) (rate(%(m)s_bucket{%(s)s}[%(w)s]))) > %(t)s
