@@ -55,13 +55,20 @@
 
     // --- Error rate (spec 6.1 "Alert Conditions" and "Alert Severity Levels") -----------------
     // Steady state: info > 0.5 %, warning > 1 %, critical > 2 % (spec "Alert Severity Levels").
+    // Detection (docs/alerting.md "Detection: fast where traffic holds the evidence, significant
+    // where it is thin"): a level fires on the FAST path (the ratio over errorRateWindow above the
+    // level, held errorRate.duration - window, with at least minFailures.fast failures in the
+    // window) or on the SLOW path (over an evidence window, at least minFailures.slow failures and
+    // a Wilson lower bound of the ratio above the level).
     errorRate: {
       info: 0.005,
       warning: 0.01,  // ERROR_RATE_THRESHOLD (percent) overrides this level
       critical: 0.02,
-      // How long each level must hold before it fires. 10 min keeps one failed deletion in a
-      // quiet minute from alerting; the post-deployment ladder below is tighter on purpose.
-      'for': { info: 900, warning: 600, critical: 300 },
+      // The spec's "for N minutes", counted from the start of the fault: the 5 min window is the
+      // first 5 minutes, the alert's `for` is the rest (duration - errorRateWindow). So a fault
+      // just above a level fires 5 min (critical), 10 min (warning) or 15 min (info) after it
+      // starts, not window + duration.
+      duration: { info: 900, warning: 600, critical: 300 },
       // Failure classes (error_type) that are not errors of the availability SLI: the error
       // ratio, success rate and error budget (recording rules, error-rate/post-deploy/burn-rate
       // alerts, dashboards, watch, reports) leave them out. A 401/403 to a bogus or missing token
@@ -70,10 +77,44 @@
       // Those refusals are still counted (failure-mix panels, per-class counts) and alerted by
       // DeletionAuthorizationFailuresHigh (security channel). [] counts every failure.
       excludedErrorTypes: ['authorization'],
+      minFailures: {
+        // Fast path: a 5 min ratio is evidence only with this many failures in it. At 0.3 %
+        // ordinary failures, two or three failures in 5 min happen several times a week at
+        // 3 deletions/min (two read as a 13 % error rate); 10 do not happen without a fault.
+        // Ten failures a window is ~2 deletions/s for 2 % over 5 min (the demo's 5/s qualifies).
+        fast: 10,
+        // Significance path: at least this many failures in the evidence window AND the
+        // window's Wilson lower bound above the level. Five: with three, healthy traffic of
+        // ~40 deletions an hour (mornings, evenings) shows 3 failures often enough to page a
+        // post-deploy week in ~25 (bench/bench_detection.py); with five, ~1 in 1000.
+        significant: 5,
+        // Majority path: "every deletion is failing" - at least this many failures and more
+        // than majorityRatio of the window's deletions failed. A total outage at 1 deletion /
+        // 20 min pages with its third failure; one or two unlucky deletions never do.
+        majority: 3,
+      },
+      majorityRatio: 0.5,
+      // Evidence windows of the significance and majority paths; the shortest that proves the
+      // level wins. Longer windows prove smaller excesses at thin traffic (5 % at 3/min is
+      // significant above 2 % after ~1.5 h, bench/bench_detection.py).
+      evidenceWindows: ['1h', '6h'],
+      // z of the one-sided Wilson score lower bound (3.1: 1 in 1000 that a level is "proven"
+      // although the true ratio is at the level).
+      significanceZ: 3.1,
+      // Hysteresis: a firing level stays firing while the ratio over this window is still above
+      // it with at least minFailures.majority failures, though the evidence of a thin window
+      // dips (5 % at 3/min holds ~9 failures an hour, rarely fewer than 3).
+      hysteresisWindow: '1h',
+      // ...and keep_firing_for beyond that: a sustained fault does not resolve and re-page for
+      // a minute of missing evidence, so its escalation clock keeps running. Also the delay
+      // before a fixed fault resolves (plus the hysteresis window draining).
+      keepFiringFor: 600,
     },
     // Post-deployment ladder (spec 6.1, first 24-48 h): > 1 % for 5 min critical, > 0.5 % for
     // 10 min warning. Active for postDeploy.window after a deploy, then silent by itself
-    // (the deletion:post_deploy:active recording rule; docs/alerting.md "Two phases").
+    // (the deletion:post_deploy:active recording rule; docs/alerting.md "Two phases"). While it
+    // is active the steady-state ladder is silent: it covers every level the steady one has
+    // (0.5 % and up), so one breach pages once, from the deploy ladder.
     postDeploy: {
       window: 48 * 3600,  // spec: "Immediate Monitoring (24-48 hours)"
       // What marks a deploy: the newest timestamp among these series. The audit exporter
@@ -85,22 +126,22 @@
         'deletion_deploy_timestamp_seconds',
       ],
       errorRateCritical: 0.01,  // spec: > 1 % ... critical; ERROR_RATE_THRESHOLD overrides it
-      errorRateCriticalFor: 300,  // spec: "for 5 minutes"
+      errorRateCriticalFor: 300,  // spec: "for 5 minutes" (from fault start, as errorRate.duration)
       errorRateWarning: 0.005,  // spec: > 0.5 % ... warning
       errorRateWarningFor: 600,  // spec: "for 10 minutes"
     },
-    // The window the error-rate alerts measure over: 5 min is the shortest that still holds
-    // several deletions at realistic traffic and matches the spec's "for 5 minutes".
+    // The window the error-rate fast path measures over: 5 min, the spec's shortest duration.
     errorRateWindow: '5m',
-    // Rare-endpoint guard: no error-rate or burn-rate alert below this many deletions per second
-    // over the alert window (0.1/min ~ 6 per hour). Two failures out of three requests at night
-    // must not page anyone; they still show on dashboards and in the SLO budget.
-    minRequestRate: 1 / 600,
-    // ...and at least this many deletions inside the window the ratio is measured over (the
-    // long window of a burn-rate pair). A ratio over fewer than 10 requests moves in steps of
-    // 10 %+, far coarser than the 0.5-2 % levels it is compared with. The effective guard for a
-    // window W is max(minRequestRate, minRequestsPerWindow / W).
-    minRequestsPerWindow: 10,
+    // Rare-endpoint guard of the burn-rate alerts (and the p99 warning): no alert below this
+    // many deletions per second over the window (0.1/min ~ 6 per hour). Written as 5.5 per hour
+    // rather than 1/600: rate() over exactly 6 deletions in an hour gives 6/3600, which the
+    // rendered 12-digit constant 0.00166666666667 exceeds; half a deletion of slack also absorbs
+    // rate()'s extrapolation at the window edges.
+    minRequestRate: 5.5 / 3600,
+    // ...and at least this many deletions inside the window (the long window of a burn-rate pair).
+    // 9.5 means "10 deletions": 10/300 rendered to 12 digits is above 10/300 itself, and
+    // extrapolation moves a count of 10 by a fraction either way.
+    minRequestsPerWindow: 9.5,
 
     // --- Failure classes (spec "Failure Classification") ---------------------------------------
     // Counted over a sliding hour (window), compared after rounding: increase() extrapolates
@@ -116,16 +157,32 @@
       p95Target: 5,  // spec: P95 deletion time < 5 s
       // Response-time ladder on p95 (spec: info > 3 s, warning > 5 s, critical > 10 s).
       // RESPONSE_TIME_THRESHOLD (ms) overrides `warning` (deletion_monitor/config.py).
+      // Every level is a bucket boundary, so "p95 above T" is exactly "more than 5 % of the
+      // deletions slower than T": the alerts count those slow deletions from the buckets.
       info: 3,
       warning: 5,
       critical: 10,
-      'for': { info: 900, warning: 600, critical: 300 },
+      // Held from the start of the slowdown, as errorRate.duration: the window is the first
+      // 5 min, `for` the rest.
+      duration: { info: 900, warning: 600, critical: 300 },
       // DeletionLatencyAverageHigh: average above averageTarget held this long.
       averageFor: 600,
       window: '5m',
-      // A p95 over two requests is the slower of the two: latency alerts also need this many
-      // deletions in the window (a single slow deletion at night must not page).
+      // DeletionLatencyAverageHigh needs this many deletions in its window.
       minRequestsPerWindow: 5,
+      // A p95 over 15 deletions is the slowest one: the p95 ladder also needs this many
+      // deletions slower than the level in the 5m window (fast path), so one 30 s timeout
+      // pages nobody; ...
+      minSlow: 5,
+      // ... or, where traffic is thin, over an evidence window at least minSlowEvidence slow
+      // deletions AND the share of slow deletions above 5 % at its Wilson lower bound (z as
+      // errorRate.significanceZ).
+      evidenceWindows: ['1h', '6h'],
+      minSlowEvidence: 5,
+      // Hysteresis as errorRate: a firing level holds while the p95 over this window is above
+      // it with minSlowEvidence slow deletions, then keep_firing_for.
+      hysteresisWindow: '1h',
+      keepFiringFor: 600,
     },
     // Histogram buckets of deletion_duration_seconds (the exporter's --buckets default). Every
     // latency threshold above must be a bucket boundary so that "above 5 s" is exact.
@@ -337,6 +394,9 @@
     // z = (x - avg over window) / stddev over window of the 1h rate and the 1h average latency;
     // z beyond +-3 (rate) or above 3 (latency; faster is no anomaly) held for 30 min is "far
     // outside the usual band" (info only): 3 sigma covers ~99.7 % of ordinary hours.
+    // The 1h average latency is recorded only for hours with deletions (absent, not 0/0 = NaN),
+    // and the z-score only where the week's stddev is above 0: one empty hour (a quiet night)
+    // no longer poisons the week's avg/stddev and silences DeletionLatencyAnomaly for a week.
     anomaly: { zScore: 3, window: '1w', 'for': 1800 },
 
     // --- Rule evaluation ------------------------------------------------------------------------
