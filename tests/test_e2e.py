@@ -131,50 +131,60 @@ def _page_counts(stack: Stack, since: float, until: float | None = None) -> dict
     }
 
 
-def _assert_pages(stack: Stack, scenario: str, t0: float, cleared: float) -> dict[str, int]:
-    """The exact pages of `scenario` (deletion_monitor.demo.EXPECTED_PAGES, what the demo prints
-    and docs/demo.md lists), one dedup key per PagerDuty receiver, and nothing new after the clear:
-    no PagerDuty incident opened (a trigger of an already open key is an update, not a page) and
-    no Slack channel told about an incident it had not heard of."""
-    got = _page_counts(stack, t0)
+def _assert_pages(
+    stack: Stack, scenario: str, t0: float, cleared: float, follows: tuple[str, ...] = ()
+) -> dict[str, int]:
+    """The exact pages of `scenario` until the clear (deletion_monitor.demo.EXPECTED_PAGES, what
+    the demo prints and docs/demo.md lists), one dedup key per PagerDuty receiver, and after the
+    clear no PagerDuty incident opened (a trigger of an open key is an update, not a page) and no
+    Slack channel told about an incident it had not heard of, except the incidents in `follows`:
+    consequences of the fault that are detected only later (documented per scenario)."""
+    got = _page_counts(stack, t0, cleared)
     want = {r: EXPECTED_PAGES[scenario].get(r, 0) for r in (*PAGE_RECEIVERS, *SLACK_RECEIVERS)}
     notes = [
         n.line() for n in stack.notifications.all() if n.at >= t0 and n.receiver != "heartbeat"
     ]
     assert got == want, f"{scenario}: {got} != {want}\n" + "\n".join(notes)
     for receiver in PAGE_RECEIVERS:
-        keys = {n.key for n in stack.notifications.find(receiver, since=t0, status="firing")}
+        keys = {n.key for n in stack.notifications.opened(t0, cleared) if n.receiver == receiver}
         assert len(keys) == want[receiver], (receiver, keys)
-    assert stack.notifications.pages(cleared) == {}, "paged after the clear:\n" + "\n".join(notes)
+    late = [n.line() for n in stack.notifications.opened(cleared) if n.incident not in follows]
+    assert not late, "paged after the clear:\n" + "\n".join(late)
     before = stack.notifications.incidents(t0, cleared)
     after = stack.notifications.incidents(cleared)
-    new = {r: i - before.get(r, set()) for r, i in after.items() if i - before.get(r, set())}
+    new = {
+        r: i - before.get(r, set()) - set(follows)
+        for r, i in after.items()
+        if i - before.get(r, set()) - set(follows)
+    }
     assert not new, f"new incidents after the clear: {new}"
     return got
 
 
-def _all_resolved(stack: Stack, t0: float) -> bool:
-    """Every PagerDuty incident opened since t0 is resolved again (its last event a resolve)."""
+def _all_resolved(stack: Stack, t0: float, until: float | None = None) -> bool:
+    """Every PagerDuty incident opened between t0 and `until` is resolved again (the last event
+    of its key a resolve)."""
+    keys = {(n.receiver, n.key) for n in stack.notifications.opened(t0, until)}
     last: dict[tuple[str, str], str] = {}
     for n in stack.notifications.all():
-        if n.channel == "pagerduty" and n.at >= t0:
+        if n.channel == "pagerduty" and (n.receiver, n.key) in keys:
             last[(n.receiver, n.key)] = n.status
     return bool(last) and set(last.values()) == {"resolved"}
 
 
-def _quiet(stack: Stack, timeout: float = 120) -> None:
+def _quiet(stack: Stack, timeout: float = 120, ignore: tuple[str, ...] = ()) -> None:
     """Wait until nothing above info fires (the previous scenario's incident has ended), so that
-    each scenario's pages are its own."""
-    _wait(
-        stack,
-        lambda: (
-            not [
-                a for a in stack.firing() if a["labels"].get("severity") in ("warning", "critical")
-            ]
-        ),
-        timeout,
-        "the previous scenario's alerts resolved",
-    )
+    each scenario's pages are its own; incidents in `ignore` may stay open."""
+
+    def loud() -> list[Any]:
+        return [
+            a
+            for a in stack.firing()
+            if a["labels"].get("severity") in ("warning", "critical")
+            and a["labels"].get("incident") not in ignore
+        ]
+
+    _wait(stack, lambda: not loud(), timeout, "the previous scenario's alerts resolved")
 
 
 def _hold_until_escalated(stack: Stack, scenario: str, t0: float) -> None:
@@ -190,15 +200,24 @@ def _hold_until_escalated(stack: Stack, scenario: str, t0: float) -> None:
             )
 
 
-def _settle_and_assert(stack: Stack, scenario: str, t0: float, cleared: float) -> dict[str, int]:
-    """After the clear: every PagerDuty incident of the scenario resolves, then nothing follows
-    for a compressed group interval and repeat; the pages are exactly the expected ones."""
-    if any(EXPECTED_PAGES[scenario].get(r) for r in PAGE_RECEIVERS):
-        _wait(stack, lambda: _all_resolved(stack, t0), 120, "all PagerDuty incidents resolved")
+def _settle_and_assert(
+    stack: Stack, scenario: str, t0: float, cleared: float, follows: tuple[str, ...] = ()
+) -> dict[str, int]:
+    """After the clear: every PagerDuty incident the scenario opened resolves, then nothing
+    follows for a compressed group interval and repeat; the pages are exactly the expected
+    ones (see _assert_pages for `follows`)."""
+    paging = any(EXPECTED_PAGES[scenario].get(r) for r in PAGE_RECEIVERS)
+    if paging:
+        _wait(
+            stack,
+            lambda: _all_resolved(stack, t0, cleared),
+            120,
+            "the PagerDuty incidents resolved",
+        )
     time.sleep(8)
-    got = _assert_pages(stack, scenario, t0, cleared)
-    if any(EXPECTED_PAGES[scenario].get(r) for r in PAGE_RECEIVERS):
-        assert _all_resolved(stack, t0), "a trigger followed the resolve"
+    got = _assert_pages(stack, scenario, t0, cleared, follows)
+    if paging:
+        assert _all_resolved(stack, t0, cleared), "a trigger followed the resolve"
     return got
 
 
@@ -275,11 +294,11 @@ def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack) -> None:
     t1 = time.time()
     # Every PagerDuty incident of the fault ends resolved. The lagging alerts (keep_firing_for,
     # the 6h/30m burn rate) resolve last; until then the on-call incident may get updates.
-    _wait(stack, lambda: _all_resolved(stack, t0), 120, "all PagerDuty incidents resolved")
+    _wait(stack, lambda: _all_resolved(stack, t0, t1), 120, "all PagerDuty incidents resolved")
     resolved = max(n.at for n in stack.notifications.find(status="resolved", since=t1))
     time.sleep(8)  # more than a compressed group_interval + repeat: nothing may follow
     got = _assert_pages(stack, "error-spike", t0, t1)
-    assert _all_resolved(stack, t0), "a trigger followed the resolve"
+    assert _all_resolved(stack, t0, t1), "a trigger followed the resolve"
     RESULTS["error-spike"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
@@ -328,53 +347,6 @@ def test_authorization_attack_reaches_security_channel(stack: Stack) -> None:
     RESULTS["auth-attack"] = {
         "alert_firing": fired - t0,
         "slack_security": sent - t0,
-        **{f"pages_{k}": float(v) for k, v in got.items()},
-    }
-
-
-def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
-    """The endpoint stops checking tokens: the real blackbox exporter's bogus-token DELETE gets
-    404 instead of 401/403, DeletionEndpointAuthProbeFailed (critical, security) pages on-call
-    and reaches the security channel; fixed, the probe succeeds again."""
-    if "blackbox" not in stack.procs:
-        pytest.skip("prometheus-blackbox-exporter is not installed (Debian package)")
-    _quiet(stack)
-    assert stack.prom.query_value('min(probe_success{job="deletion-auth-probe"})') == 1
-    t0 = time.time()
-    stack.apply("auth-bypass")
-    try:
-        fired = _wait(
-            stack,
-            lambda: _firing(stack, "DeletionEndpointAuthProbeFailed"),
-            _budget(120),
-            "DeletionEndpointAuthProbeFailed firing",
-        )
-        paged = _wait(
-            stack,
-            lambda: (
-                _notified(stack, "pagerduty-oncall", "DeletionEndpointAuthProbeFailed", t0)
-                and _notified(stack, "slack-security", "DeletionEndpointAuthProbeFailed", t0)
-            ),
-            30,
-            "on-call page and security channel",
-        )
-        status = stack.prom.query_value('max(probe_http_status_code{job="deletion-auth-probe"})')
-        assert status == 404
-        _hold_until_escalated(stack, "auth-bypass", t0)
-    finally:
-        stack.clear("auth-bypass")
-    t1 = time.time()
-    resolved = _wait(
-        stack,
-        lambda: stack.prom.query_value('min(probe_success{job="deletion-auth-probe"})') == 1,
-        30,
-        "the probe succeeding again",
-    )
-    got = _settle_and_assert(stack, "auth-bypass", t0, t1)
-    RESULTS["auth-bypass"] = {
-        "alert_firing": fired - t0,
-        "pagerduty_and_security": paged - t0,
-        "probe_ok_after_fix": resolved - t1,
         **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
@@ -591,11 +563,65 @@ def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
         30,
         "deletions succeeding again",
     )
-    got = _settle_and_assert(stack, "database-down", t0, t1)
+    # After the outage the integrity check audit_rows_missing_fields counts the failures written
+    # while the target could not be looked up (error_type database, no target type) as
+    # audit-trail gaps: more than 10 open an integrity incident after the clear (docs/demo.md).
+    got = _settle_and_assert(stack, "database-down", t0, t1, follows=("integrity",))
     RESULTS["database-down"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "resolved_after_fix": resolved - t1,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
+    }
+
+
+def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
+    """The endpoint stops checking tokens: the real blackbox exporter's bogus-token DELETE gets
+    404 instead of 401/403, DeletionEndpointAuthProbeFailed (critical, security) pages on-call
+    and reaches the security channel; fixed, the probe succeeds again."""
+    if "blackbox" not in stack.procs:
+        pytest.skip("prometheus-blackbox-exporter is not installed (Debian package)")
+    # Last of the scenarios: the database outage before it leaves an integrity incident open
+    # (audit rows without target type, see there), which is not this scenario's.
+    _quiet(stack, ignore=("integrity",))
+    assert stack.prom.query_value('min(probe_success{job="deletion-auth-probe"})') == 1
+    t0 = time.time()
+    stack.apply("auth-bypass")
+    try:
+        fired = _wait(
+            stack,
+            lambda: _firing(stack, "DeletionEndpointAuthProbeFailed"),
+            _budget(120),
+            "DeletionEndpointAuthProbeFailed firing",
+        )
+        paged = _wait(
+            stack,
+            lambda: (
+                _notified(stack, "pagerduty-oncall", "DeletionEndpointAuthProbeFailed", t0)
+                and _notified(stack, "slack-security", "DeletionEndpointAuthProbeFailed", t0)
+            ),
+            30,
+            "on-call page and security channel",
+        )
+        status = stack.prom.query_value('max(probe_http_status_code{job="deletion-auth-probe"})')
+        assert status == 404
+        _hold_until_escalated(stack, "auth-bypass", t0)
+    finally:
+        stack.clear("auth-bypass")
+    t1 = time.time()
+    resolved = _wait(
+        stack,
+        lambda: stack.prom.query_value('min(probe_success{job="deletion-auth-probe"})') == 1,
+        30,
+        "the probe succeeding again",
+    )
+    # The deletions made without authentication have no performer in the audit log: the
+    # audit-trail check finds them later, an integrity incident of its own (docs/demo.md).
+    got = _settle_and_assert(stack, "auth-bypass", t0, t1, follows=("integrity",))
+    RESULTS["auth-bypass"] = {
+        "alert_firing": fired - t0,
+        "pagerduty_and_security": paged - t0,
+        "probe_ok_after_fix": resolved - t1,
         **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 

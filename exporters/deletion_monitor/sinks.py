@@ -93,13 +93,12 @@ class NotificationLog:
         """Notifications per receiver."""
         return dict(sorted(Counter(n.receiver for n in self.all() if n.at >= since).items()))
 
-    def pages(self, since: float = 0.0, until: float | None = None) -> dict[str, int]:
-        """PagerDuty incidents opened per receiver: a `trigger` whose dedup key is not open (its
-        first trigger, or the first after a `resolve`) opens one, as at PagerDuty; a trigger of
-        an open key only updates it. Counted over notifications since `since` (keys opened
-        before are taken as open), optionally only those opened before `until`."""
+    def opened(self, since: float = 0.0, until: float | None = None) -> list[Notification]:
+        """The PagerDuty events that opened an incident: a `trigger` whose dedup key is not open
+        (its first trigger, or the first after a `resolve`), as at PagerDuty; a trigger of an
+        open key only updates it. Keys opened before `since` count as open."""
         open_keys: set[tuple[str, str]] = set()
-        opened: Counter[str] = Counter()
+        found: list[Notification] = []
         for n in self.all():
             if n.channel != "pagerduty":
                 continue
@@ -109,8 +108,12 @@ class NotificationLog:
             elif key not in open_keys:
                 open_keys.add(key)
                 if n.at >= since and (until is None or n.at < until):
-                    opened[n.receiver] += 1
-        return dict(sorted(opened.items()))
+                    found.append(n)
+        return found
+
+    def pages(self, since: float = 0.0, until: float | None = None) -> dict[str, int]:
+        """PagerDuty incidents opened per receiver (see opened())."""
+        return dict(sorted(Counter(n.receiver for n in self.opened(since, until)).items()))
 
     def incidents(self, since: float = 0.0, until: float | None = None) -> dict[str, set[str]]:
         """Incidents each receiver was told about (a firing message), by incident label."""
