@@ -252,8 +252,7 @@ def input_series(
         counter(
             "deletion_duration_seconds_bucket",
             f'outcome="success",user_type="CLIENT",le="{_le(i)}"',
-            [per_bucket[i][0]]
-            + [per_bucket[i][m] - per_bucket[i][m - 1] for m in range(1, w.minutes)],
+            per_bucket[i],  # deletions per minute at or below this bound
         )
     counter("deletion_duration_seconds_count", 'outcome="success",user_type="CLIENT"', w.requests)
     counter("deletion_duration_seconds_sum", 'outcome="success",user_type="CLIENT"', w.dur_sum)
