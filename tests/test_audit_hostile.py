@@ -215,3 +215,22 @@ def test_a_merge_failing_halfway_is_not_counted_twice(
     assert fail.failed == 2
     assert values[k("deletion_audit_rows_ingested_total")] == 500
     assert_exact(values, truth(audit_dsn))
+
+
+def test_table_names_that_look_like_bad_values_are_valid(audit_dsn: str, run_exporter) -> None:
+    """The cheap regex also sees `": x` inside a key; such a row is checked value by value."""
+    j = psycopg.types.json.Jsonb
+    insert(
+        audit_dsn,
+        [
+            {"rows_deleted": j({'odd": x': 1, "sessions": 2})},
+            {"rows_deleted": j({'odd": -1': 3})},
+            {"rows_deleted": j({'odd": 1234567890123456': 4})},
+            {"rows_deleted": j({'odd": x': 1.5})},  # and a real bad value: invalid
+        ],
+    )
+    _, port = run_exporter(audit_dsn)
+    values = wait_for(port, ingested(4), timeout=10)
+    assert values[k("deletion_audit_invalid_rows_total", reason="bad_rows_deleted")] == 1
+    assert values[k("deletion_rows_deleted_total", table='odd": x')] == 1
+    assert_exact(values, truth(audit_dsn))

@@ -116,8 +116,9 @@ WITH src AS (
            -- jsonb prints an object as {{"k": v, ...}} and a number without exponent: a value
            -- that does not start with a digit (string, negative, null, true, array, object),
            -- has a fraction, or has 16+ digits is caught by one regex per row, which is several
-           -- times cheaper than expanding the object with jsonb_each. The CASE below tells the
-           -- two reasons apart for the (rare) rows that match.
+           -- times cheaper than expanding the object with jsonb_each. The regex can also match
+           -- inside a key (`{{"a\": x": 1}}`), so the CASE below checks the (rare) rows that
+           -- match value by value, and tells the two reasons apart.
            coalesce(jsonb_typeof(a.rows_deleted) = 'object'
                     AND a.rows_deleted::text ~ '": ([^0-9]|[0-9]+[^0-9,}}]|[0-9]{{16}})', false)
                AS bad
@@ -136,9 +137,15 @@ WITH src AS (
                 WHEN d > %(max_duration)s::float8 THEN 'duration_too_large'
                 WHEN occurred_at IS NULL THEN 'bad_occurred_at'
                 WHEN rdt IS NOT NULL AND rdt NOT IN ('object', 'null') THEN 'bad_rows_deleted'
-                WHEN bad AND rows_deleted::text ~ '": ([^0-9]|[0-9]+[^0-9,}}])'
-                    THEN 'bad_rows_deleted'
-                WHEN bad THEN 'rows_deleted_too_large'
+                WHEN bad THEN
+                    CASE WHEN EXISTS (SELECT 1 FROM jsonb_each(rows_deleted) e
+                                      WHERE jsonb_typeof(e.value) <> 'number'
+                                         OR e.value::text !~ '^[0-9]+$')
+                             THEN 'bad_rows_deleted'
+                         WHEN EXISTS (SELECT 1 FROM jsonb_each_text(rows_deleted) e
+                                      WHERE length(e.value) > 15)
+                             THEN 'rows_deleted_too_large'
+                    END  -- NULL: the regex matched inside a key only; the row is valid
            END AS invalid,
            CASE WHEN target_user_type = ANY(%(user_types)s::text[]) THEN target_user_type
                 ELSE 'other' END AS user_type,
