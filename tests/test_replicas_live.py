@@ -1,11 +1,14 @@
-"""Two audit exporters on one table, scraped by a real Prometheus: no figure doubles.
+"""Two audit exporters on one table and two integrity exporters on one database, scraped by a
+real Prometheus: no figure doubles.
 
 Two `deletion-monitor audit-exporter` processes tail the same PostgreSQL `deletion_audit` table
-(replicas: same series, different `instance`). A real Prometheus scrapes both every second and
-evaluates the rendered rule files (rendered with CHECK_INTERVAL=1, the spec's override, so the
-groups run every second). The recorded rates, a dashboard query, the health report and the watch
-console must all equal the one-replica truth, while the raw sum over both replicas is 2x (the
-check that the setup really has two replicas and the assertions could fail).
+and two `deletion-monitor integrity-exporter` processes run the same orphan check on the same
+database (replicas: same series, different `instance`). A real Prometheus scrapes them every
+second and evaluates the rendered rule files (rendered with CHECK_INTERVAL=1, the spec's
+override, so the groups run every second). The recorded rates and violation sum, dashboard
+queries, the health and compliance reports and the watch console must all equal the one-replica
+truth, while the raw sum over both replicas is 2x (the check that the setup really has two
+replicas and the assertions could fail).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from test_integrity_exporter import ORPHAN_CHECK, ORPHAN_SQL, _checks_file, _seed_orphan_sessions
 
 from deletion_monitor import render_rules, report, watch, workload
 from deletion_monitor.config import REPO_ROOT, load_config
@@ -31,6 +35,8 @@ from deletion_monitor.services import ManagedProcess, free_port, require_binary,
 pytestmark = pytest.mark.slow  # ~30 s: two exporters and a Prometheus, waited on in real time
 
 CLI = [sys.executable, "-m", "deletion_monitor", "audit-exporter"]
+INTEGRITY_CLI = [sys.executable, "-m", "deletion_monitor", "integrity-exporter"]
+ORPHANS = 4  # orphaned sessions both integrity exporters find
 HISTORY, NEW = 300, 240  # rows before the exporters start, rows written while they run
 
 
@@ -50,20 +56,34 @@ def two_replicas(
 ) -> Iterator[dict[str, Any]]:
     tmp_path = tmp_path_factory.mktemp("replicas")
     audit_dsn = pg_cluster.create_database("replicas")
+    apply_sql_file(audit_dsn, REPO_ROOT / "schema" / "reference_app.sql")
     apply_sql_file(audit_dsn, REPO_ROOT / "schema" / "deletion_audit.sql")
+    _seed_orphan_sessions(audit_dsn, ORPHANS)
     cfg = load_config(env={})
     audit = cfg["auditExporterSelector"]
     job = audit.split('"')[1]
     workload.insert_rows(audit_dsn, HISTORY, seed=21)
-    ports = [free_port(), free_port()]
-    while ports[1] == ports[0]:
-        ports[1] = free_port()
+    picked: set[int] = set()
+    while len(picked) < 4:  # a port picked but not yet bound can be handed out twice
+        picked.add(free_port())
+    ports, iports = sorted(picked)[:2], sorted(picked)[2:]
+    checks = _checks_file(tmp_path, ORPHAN_CHECK)
     exporters = [
         ManagedProcess(
             [*CLI, "--dsn", audit_dsn, "--listen", f"127.0.0.1:{p}", "--poll-interval", "0.2"],
             tmp_path / f"audit-{i}.log",
         )
         for i, p in enumerate(ports)
+    ] + [
+        ManagedProcess(
+            [
+                *INTEGRITY_CLI,
+                *("--dsn", audit_dsn, "--checks", str(checks)),
+                *("--listen", f"127.0.0.1:{p}", "--health-interval", "0.2"),
+            ],
+            tmp_path / f"integrity-{i}.log",
+        )
+        for i, p in enumerate(iports)
     ]
     rules = render_rules.render(load_config(env={"CHECK_INTERVAL": "1"}))
     rule_files = []
@@ -72,10 +92,13 @@ def two_replicas(
         path.write_text(text)
         rule_files.append(str(path))
     targets = ", ".join(f"'127.0.0.1:{p}'" for p in ports)
+    itargets = ", ".join(f"'127.0.0.1:{p}'" for p in iports)
+    ijob = cfg["integrityExporterSelector"].split('"')[1]
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         f"rule_files: {json.dumps(rule_files)}\n"
         f"scrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: [{targets}]}}]\n"
+        f"  - job_name: {ijob}\n    static_configs: [{{targets: [{itargets}]}}]\n"
     )
     port = free_port()
     prom = ManagedProcess(
@@ -102,16 +125,23 @@ def two_replicas(
         time.sleep(2)
         workload.insert_rows(audit_dsn, NEW, seed=22)
         _wait(lambda: ingested(HISTORY + NEW), "both replicas scraped with the new rows")
+        viol = f"deletion_integrity_violations{{{cfg['integrityExporterSelector']}}}"
+        _wait(
+            lambda: len(client.query(f"{viol} == {ORPHANS}")) == 2,
+            "both integrity replicas scraped with the orphans",
+        )
         time.sleep(3)  # a few rule evaluations after the last increase
         with psycopg.connect(audit_dsn) as conn:
             (rows,) = conn.execute("SELECT count(*) FROM deletion_audit").fetchone()
-        assert rows == HISTORY + NEW
+            (orphans,) = conn.execute(ORPHAN_SQL).fetchone()
+        assert rows == HISTORY + NEW and orphans == ORPHANS
         yield {
             "cfg": cfg,
             "client": client,
             "url": url,
             "audit": audit,
             "instances": [f"127.0.0.1:{p}" for p in ports],
+            "integ": cfg["integrityExporterSelector"],
             "at": time.time(),
         }
     finally:
@@ -174,6 +204,32 @@ def test_recorded_rates_equal_the_one_replica_truth(two_replicas: dict[str, Any]
         # One replica's figure (within the few percent the replicas' extrapolations differ),
         # not the sum of both.
         assert min(per.values()) * 0.98 <= recorded <= max(per.values()) * 1.02, (record, per)
+
+
+def test_integrity_violations_of_two_replicas_count_once(two_replicas: dict[str, Any]) -> None:
+    r = two_replicas
+    client, cfg, at = r["client"], r["cfg"], r["at"]
+    viol = f"deletion_integrity_violations{{{r['integ']}}}"
+    assert client.query_value(f"sum({viol})", at) == 2 * ORPHANS  # a plain sum doubles
+    # The recorded sum the violation ladder reads, the dashboards' orphan panel, the compliance
+    # report and the watch console: each the one-replica count.
+    assert client.query_value("deletion:deletion_integrity_violations:sum", at) == ORPHANS
+    panels = [
+        (uid, e)
+        for uid, title, e in all_panel_queries(cfg, range_="1h")
+        if title == "Orphaned records"
+    ]
+    assert {uid for uid, _ in panels} == {"deletion-executive", "deletion-integrity"}
+    for _, expr in panels:
+        assert client.query_value(expr, at) == ORPHANS
+    rep = report.build_report(client, cfg, "compliance", "1h", at)
+    assert rep["orphaned_records"]["now"] == ORPHANS
+    out = io.StringIO()
+    watch.run(watch_args(["--once", "--prometheus", r["url"], "--at", str(at)]), out=out)
+    assert json.loads(out.getvalue())["integrity_violations"] == ORPHANS
+    # Both replicas are up: no replica-down warning, no critical exporter alert.
+    alerts = client.query('ALERTS{alertname=~"Deletion(Audit|Integrity)Exporter.*"}', at)
+    assert alerts == []
 
 
 def watch_args(argv: list[str]) -> Any:
