@@ -224,3 +224,37 @@ def test_poller_survives_more_than_a_thousand_failures(
         assert_exact(values, truth(audit_dsn))
     finally:
         exporter.stop()
+
+
+def test_poller_survives_an_error_in_its_own_error_handling(
+    audit_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception, even one raised while handling a failed poll, keeps the poller alive."""
+    real_connect, real_safe_error = audit_exporter.connect, audit_exporter.safe_error
+    broken = threading.Event()
+    broken.set()
+
+    def connect(cfg: ExporterConfig) -> psycopg.Connection:
+        if broken.is_set():
+            raise psycopg.OperationalError("connection refused (injected)")
+        return real_connect(cfg)
+
+    def safe_error(exc: BaseException, dsn: str) -> str:
+        if broken.is_set():
+            raise RuntimeError("bug in the error path (injected)")
+        return real_safe_error(exc, dsn)
+
+    monkeypatch.setattr(audit_exporter, "connect", connect)
+    monkeypatch.setattr(audit_exporter, "safe_error", safe_error)
+    monkeypatch.setattr(audit_exporter.log, "disabled", True)
+    workload.insert_rows(audit_dsn, 10, seed=34)
+    exporter = AuditExporter(ExporterConfig(dsn=audit_dsn, poll_interval=0.01, max_backoff=0.05))
+    port = exporter.serve("127.0.0.1", 0)
+    try:
+        wait_for(port, lambda v: v[k("deletion_audit_poll_errors_total")] >= 5)
+        assert exporter._thread is not None and exporter._thread.is_alive()
+        broken.clear()
+        values = wait_for(port, ingested(10))
+        assert values[UP] == 1 and exporter._thread.is_alive()
+    finally:
+        exporter.stop()
