@@ -307,6 +307,41 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         w=8,
         h=8,
     )
+    layout.add(
+        lib.timeseries(
+            "Audit exporter initial load",
+            "Share of the audit log the exporter's start-up aggregate has read "
+            "(deletion_audit_initial_load_rows_done / deletion_audit_initial_load_rows_estimated) "
+            "per exporter, and whether it serves counters yet (deletion_audit_ready: 0 while "
+            f"loading). Longer than config auditLoadMaxDuration ({config['auditLoadMaxDuration']}"
+            " s) raises DeletionAuditLoadSlow.",
+            lib.targets(
+                (
+                    f"deletion_audit_initial_load_rows_done{audit}"
+                    f" / deletion_audit_initial_load_rows_estimated{audit}",
+                    "loaded {{instance}}",
+                ),
+                (f"deletion_audit_ready{audit}", "ready {{instance}}"),
+            ),
+            "percentunit",
+            links=rb(config, "DeletionAuditLoadSlow"),
+        ),
+        w=12,
+        h=8,
+    )
+    layout.add(
+        lib.timeseries(
+            "Audit rows from another cluster",
+            "Committed audit rows whose tx is ahead of this cluster's transaction ids "
+            "(deletion_audit_foreign_tx_rows): the exporter never ingests them. Any is "
+            "DeletionAuditForeignTransactionIds.",
+            lib.targets((f"deletion_audit_foreign_tx_rows{audit}", "foreign tx rows")),
+            "short",
+            links=rb(config, "DeletionAuditForeignTransactionIds"),
+        ),
+        w=12,
+        h=8,
+    )
 
     layout.add(
         lib.timeseries(

@@ -401,6 +401,68 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         ),
         w=12,
     )
+    cpu, gc, q = config["cpu"], config["gc"], config["dbQuery"]
+    layout.add(
+        lib.timeseries(
+            "Application CPU used of limit",
+            f"CPU seconds per second ({config['appCpuMetric']}, prometheus-client process "
+            f"collector) / the cores the app may use ({config['appCpuLimitMetric']}). Line: "
+            f"config cpu.warning ({cpu['warning']:.0%}); the spec's 70 % average target is "
+            "DeletionAppResourceUtilisationHigh.",
+            lib.targets(
+                (
+                    f"sum by (instance) (rate({config['appCpuMetric']}{app}[$__rate_interval]))"
+                    f" / sum by (instance) ({config['appCpuLimitMetric']}{app})",
+                    "{{instance}}",
+                )
+            ),
+            "percentunit",
+            lib.steps_above([(cpu["warning"], WARNING)]),
+            threshold_style="line+area",
+            links=rb(config, "DeletionAppCpuHigh", "DeletionAppResourceUtilisationHigh"),
+        ),
+        w=8,
+    )
+    layout.add(
+        lib.timeseries(
+            "Time in garbage collection",
+            "Share of wall time the application spends in garbage collection, by generation "
+            f"(rate of {config['appGcDurationMetric']}_sum). Line: config gc.timeRatioWarning "
+            f"({gc['timeRatioWarning']:.0%}).",
+            lib.targets(
+                (
+                    f"sum by (instance, generation) (rate({config['appGcDurationMetric']}_sum"
+                    f"{app}[$__rate_interval]))",
+                    "{{instance}} gen {{generation}}",
+                )
+            ),
+            "percentunit",
+            lib.steps_above([(gc["timeRatioWarning"], WARNING)]),
+            threshold_style="line",
+            links=rb(config, "DeletionAppGcTimeHigh", "DeletionAppFullGcFrequent"),
+        ),
+        w=8,
+    )
+    layout.add(
+        lib.timeseries(
+            "Database statement time (p95)",
+            "95th percentile execution time of the application's database statements "
+            f"({config['appDbQueryDurationMetric']} histogram). Line: config dbQuery.p95Warning "
+            f"({q['p95Warning']:g} s).",
+            lib.targets(
+                (
+                    "histogram_quantile(0.95, sum by (le) (rate("
+                    f"{config['appDbQueryDurationMetric']}_bucket{app}[$__rate_interval])))",
+                    "p95",
+                )
+            ),
+            "s",
+            lib.steps_above([(q["p95Warning"], WARNING)]),
+            threshold_style="line",
+            links=rb(config, "DeletionDbQueryLatencyHigh"),
+        ),
+        w=8,
+    )
 
     layout.row("Alerts, deploys and monitoring health")
     layout.add(

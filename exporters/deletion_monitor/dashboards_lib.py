@@ -93,9 +93,17 @@ def selector(config: Mapping[str, Any], key: str, extra: str = "") -> str:
 
 
 # --- exporter replicas ------------------------------------------------------------------------
-# Per-target health series: one per replica on purpose (how many targets are up), never collapsed.
+# Per-target series: one per replica on purpose (how many targets are up, how far each one's
+# start-up load is), never collapsed.
 PER_TARGET_SERIES = frozenset(
-    {"up", "deletion_audit_up", "deletion_integrity_up", "deletion_audit_ready"}
+    {
+        "up",
+        "deletion_audit_up",
+        "deletion_integrity_up",
+        "deletion_audit_ready",
+        "deletion_audit_initial_load_rows_done",
+        "deletion_audit_initial_load_rows_estimated",
+    }
 )
 _SERIES = re.compile(r"\b([a-zA-Z_][a-zA-Z0-9_]*)\{([^{}]*)\}")
 _RANGE = re.compile(r"\s*\[[^\]]+\]")
