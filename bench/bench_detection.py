@@ -124,6 +124,10 @@ class Emulator:
             n, f = self._inc(self.req, t, MIN[w]), self._inc(self.fail, t, MIN[w])
             if n == 0:
                 continue
+            sw = MIN[er["confirmWindows"][w]]
+            ns, fs = self._inc(self.req, t, sw), self._inc(self.fail, t, sw)
+            if ns > 0 and fs / ns <= thr:
+                continue  # the confirming window contradicts
             if f >= mf["significant"] - 0.5 and wilson_lower(f, n, er["significanceZ"]) > _g(thr):
                 return True
             if f >= mf["majority"] - 0.5 and f / n > max(thr, er["majorityRatio"]):
@@ -144,6 +148,10 @@ class Emulator:
             return True
         for w in lat["evidenceWindows"]:
             n, s = self._inc(self.obs, t, MIN[w]), self._inc(self.slow[level], t, MIN[w])
+            sw = MIN[lat["confirmWindows"][w]]
+            ns, ss = self._inc(self.obs, t, sw), self._inc(self.slow[level], t, sw)
+            if ns > 0 and ss <= 0.05 * ns:
+                continue  # the confirming window's p95 is at or below the level
             if n > 0 and s >= lat["minSlowEvidence"] - 0.5 and wilson_lower(s, n, z) > 0.05:
                 return True
         if firing:

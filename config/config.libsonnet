@@ -98,6 +98,11 @@
       // level wins. Longer windows prove smaller excesses at thin traffic (5 % at 3/min is
       // significant above 2 % after ~1.5 h, bench/bench_detection.py).
       evidenceWindows: ['1h', '6h'],
+      // ...each confirmed by a shorter window (as a burn-rate pair): the evidence window's path
+      // holds unless the short window has deletions and its ratio is at or below the level. So a
+      // fixed fault stops proving itself with the first clean deletions instead of when the 6 h
+      // window has drained (hours at thin traffic, minutes in the compressed demo).
+      confirmWindows: { '1h': '5m', '6h': '30m' },
       // z of the one-sided Wilson score lower bound (3.1: 1 in 1000 that a level is "proven"
       // although the true ratio is at the level).
       significanceZ: 3.1,
@@ -178,6 +183,7 @@
       // deletions AND the share of slow deletions above 5 % at its Wilson lower bound (z as
       // errorRate.significanceZ).
       evidenceWindows: ['1h', '6h'],
+      confirmWindows: { '1h': '5m', '6h': '1h' },  // as errorRate.confirmWindows (p95 records)
       minSlowEvidence: 5,
       // Hysteresis as errorRate: a firing level holds while the p95 over this window is above
       // it with minSlowEvidence slow deletions, then keep_firing_for.

@@ -39,6 +39,10 @@ function(config) {
   // long windows speak only where traffic is thin, and a fixed fault at high traffic resolves
   // with its 5m window instead of when the 6h window has drained. The value is the ratio over
   // the window that proves it (the shortest first).
+  local confirm(w) =
+    local s = er.confirmWindows[w];
+    assert std.member(rec.windows, s) : 'errorRate.confirmWindows must be recorded windows';
+    s,
   local proven(t, name, severity) =
     local count(w) = rec.count('deletion:deletion_failures:rate' + w, w);
     local hw = er.hysteresisWindow;
@@ -56,14 +60,16 @@ function(config) {
             deletion:deletion_error_ratio:rate%(w)s
             and on () deletion:deletion_error_ratio:wilson_lower_rate%(w)s > %(t)s
             and on () %(f)s >= %(min)s
+            unless on () (deletion:deletion_requests:rate%(s)s > 0 and on () deletion:deletion_error_ratio:rate%(s)s <= %(t)s)
           )
-        ||| % { w: w, t: num(t), f: count(w), min: atLeast(er.minFailures.significant) },
+        ||| % { w: w, s: confirm(w), t: num(t), f: count(w), min: atLeast(er.minFailures.significant) },
         |||
           (
             deletion:deletion_error_ratio:rate%(w)s > %(maj)s
             and on () %(f)s >= %(min)s
+            unless on () (deletion:deletion_requests:rate%(s)s > 0 and on () deletion:deletion_error_ratio:rate%(s)s <= %(t)s)
           )
-        ||| % { w: w, maj: num(std.max(t, er.majorityRatio)), f: count(w), min: atLeast(er.minFailures.majority) },
+        ||| % { w: w, s: confirm(w), t: num(t), maj: num(std.max(t, er.majorityRatio)), f: count(w), min: atLeast(er.minFailures.majority) },
       ]
       for w in evidenceWindows
     ]) + [

@@ -37,9 +37,12 @@ function(config) {
           deletion:deletion_duration_seconds:p95_rate%(w)s
           and on () %(lower)s > %(share)s
           and on () %(slow)s >= %(min)s
+          unless on () deletion:deletion_duration_seconds:p95_rate%(s)s <= %(t)s
         )
       ||| % {
         w: w,
+        s: lat.confirmWindows[w],
+        t: num(t),
         lower: std.rstripChars(rec.wilsonLower(rec.count(slow(w, t), w), rec.count('deletion:deletion_duration_observations:rate' + w, w), config.errorRate.significanceZ), '\n'),
         share: num(1 - quantile),
         slow: rec.count(slow(w, t), w),
