@@ -175,17 +175,14 @@ class Exporter:
             return None
 
 
-def check_monotonic(
-    values: dict[Key, float], high: dict[Key, float], context: str, slack: float = 1e-9
-) -> None:
-    """No counter below its highest value so far (sums: floating-point slack)."""
+def check_monotonic(values: dict[Key, float], high: dict[Key, float], context: str) -> None:
+    """No counter (histogram sums included, exactly) below its highest value so far."""
     for key, value in values.items():
         if not _is_counter(key[0]):
             continue
         prev = high.get(key)
         if prev is not None:
-            tol = slack * max(1.0, abs(prev)) if key[0].endswith("_sum") else 0.0
-            assert value >= prev - tol, f"{context}: {key} went down {prev} -> {value}"
+            assert value >= prev, f"{context}: {key} went down {prev} -> {value}"
         high[key] = value if prev is None else max(prev, value)
 
 

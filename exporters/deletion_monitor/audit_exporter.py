@@ -179,7 +179,11 @@ SELECT CASE WHEN GROUPING(outcome) = 0 THEN 'main'
             ELSE 'rows' END AS kind,
        invalid, outcome, user_type, error_type, bucket, large, self_del,
        hour, weekday, cbucket, app_version,
-       count(*) AS n, sum(d) AS dsum, sum(cascade_total) AS tsum,
+       count(*) AS n,
+       -- The duration sum in whole nanoseconds, summed exactly (numeric): a float sum depends
+       -- on how the rows were split into batches, so a restart (one start-up aggregate) could
+       -- serve a _sum a few ulps below the tailed one, which rate() reads as a counter reset.
+       sum(round(d::numeric * 1000000000)) AS dsum_ns, sum(cascade_total) AS tsum,
        extract(epoch FROM min(occurred_at))::float8 AS min_at,
        extract(epoch FROM max(occurred_at))::float8 AS max_at
 FROM (

@@ -81,6 +81,8 @@ DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
 CASCADE_BUCKETS: tuple[float, ...] = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
 POLL_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 OTHER = "other"
+# Deletion durations are summed in whole nanoseconds (Hist.scale): exact, batch-independent.
+NANOSECONDS = 1e9
 # App versions remembered for first-seen ordering; old ones beyond this are forgotten (bounded RAM).
 _APP_VERSION_MEMORY = 1000
 
@@ -92,14 +94,20 @@ def _le(bound: float) -> str:
 
 @dataclass
 class Hist:
-    """Non-cumulative bucket counts (last one is +Inf) plus the sum of observations."""
+    """Non-cumulative bucket counts (last one is +Inf) plus the sum of observations.
+
+    `total` is kept in units of 1/`scale`: the deletion histograms keep whole nanoseconds (an
+    exact int, scale 1e9) so that the served _sum is the same float however the rows were
+    batched; the exporter's own poll timings are plain float seconds (scale 1).
+    """
 
     counts: list[int]
     total: float = 0.0
+    scale: float = 1.0
 
     @classmethod
-    def empty(cls, n_bounds: int) -> Hist:
-        return cls([0] * (n_bounds + 1))
+    def empty(cls, n_bounds: int, scale: float = 1.0) -> Hist:
+        return cls([0] * (n_bounds + 1), 0, scale)
 
     def cumulative(self, bounds: Sequence[float]) -> list[tuple[str, float]]:
         out, acc = [], 0
@@ -111,6 +119,11 @@ class Hist:
     @property
     def count(self) -> int:
         return sum(self.counts)
+
+    @property
+    def sum(self) -> float:
+        """The sum of observations in base units, as served."""
+        return self.total / self.scale if self.scale != 1 else float(self.total)
 
 
 @dataclass
@@ -151,7 +164,7 @@ class AuditState:
 
     def __post_init__(self) -> None:
         if self.large is None:
-            self.large = Hist.empty(len(self.duration_bounds))
+            self.large = Hist.empty(len(self.duration_bounds), NANOSECONDS)
 
 
 @dataclass
@@ -223,10 +236,10 @@ def clone_state(s: AuditState) -> AuditState:
     copy = AuditState(**{k: getattr(s, k) for k in s.__dataclass_fields__})
     for name in _DICT_FIELDS:
         setattr(copy, name, dict(getattr(s, name)))
-    copy.duration = {k: Hist(list(h.counts), h.total) for k, h in s.duration.items()}
+    copy.duration = {k: Hist(list(h.counts), h.total, h.scale) for k, h in s.duration.items()}
     assert s.large is not None
-    copy.large = Hist(list(s.large.counts), s.large.total)
-    copy.cascade = Hist(list(s.cascade.counts), s.cascade.total)
+    copy.large = Hist(list(s.large.counts), s.large.total, s.large.scale)
+    copy.cascade = Hist(list(s.cascade.counts), s.cascade.total, s.cascade.scale)
     copy.poll_hist = Hist(list(s.poll_hist.counts), s.poll_hist.total)
     return copy
 
@@ -262,13 +275,13 @@ def merge(s: AuditState, delta: Delta) -> None:
             _add(s.requests, ut, n)
             if outcome == "failure":
                 _add(s.failures, (ut, g["error_type"]), n)
-            hist = s.duration.setdefault((outcome, ut), Hist.empty(nb))
+            hist = s.duration.setdefault((outcome, ut), Hist.empty(nb, NANOSECONDS))
             hist.counts[db] += n
-            hist.total += float(g["dsum"])
+            hist.total += int(g["dsum_ns"])
             if g["large"]:
                 assert s.large is not None
                 s.large.counts[db] += n
-                s.large.total += float(g["dsum"])
+                s.large.total += int(g["dsum_ns"])
             if outcome == "success" and ut == "SUPER_ADMIN":
                 _add(s.forbidden, "super_admin", n)
             if outcome == "success" and g["self_del"]:
@@ -279,7 +292,7 @@ def merge(s: AuditState, delta: Delta) -> None:
             _add(s.by_weekday, WEEKDAYS[int(g["weekday"]) - 1], n)
         elif kind == "cascade" and g["cbucket"] is not None:
             s.cascade.counts[int(g["cbucket"])] += n
-            s.cascade.total += float(g["tsum"])
+            s.cascade.total += int(g["tsum"])  # whole rows: exact
     for table, rows in delta.tables:
         if table not in s.rows_deleted and len(s.rows_deleted) >= s.max_tables:
             table = OTHER  # first max_tables tables keep their name, the rest share one
@@ -384,7 +397,7 @@ def _histogram(
 ) -> HistogramMetricFamily:
     fam = HistogramMetricFamily(name, doc, labels=labelnames)
     for labels, hist in items:
-        fam.add_metric(list(labels), hist.cumulative(bounds), hist.total)
+        fam.add_metric(list(labels), hist.cumulative(bounds), hist.sum)
         if created is not None:
             # HistogramMetricFamily.add_metric has no `created`; add the sample the same way
             # CounterMetricFamily does, so histograms get the same stable created time.
