@@ -162,6 +162,18 @@ def test_password_in_dsn_flag_is_warned_about_without_the_password(
         assert bare.returncode == 0 and "pgpass" not in bare.stderr
 
 
+def test_audit_check_only_warns_about_a_password_in_the_dsn_flag(audit_dsn: str) -> None:
+    dsn = audit_dsn.replace("postgres@", f"postgres:{HEAD}{TAIL}@")
+    argv = ["audit-exporter", "--check-only"]
+    flagged = _run(argv, dsn, "flag")
+    assert flagged.returncode == 0, flagged.stderr
+    _assert_no_secret(flagged, argv[0])
+    warnings = [line for line in flagged.stderr.splitlines() if "ps" in line]
+    assert len(warnings) == 1 and "DATABASE_URL" in warnings[0] and "pgpass" in warnings[0]
+    from_env = _run(argv, dsn, "env")
+    assert from_env.returncode == 0 and from_env.stderr == "", from_env.stderr
+
+
 def test_serving_exporters_warn_once_about_a_password_in_the_dsn_flag(
     audit_dsn: str, tmp_path: Path
 ) -> None:

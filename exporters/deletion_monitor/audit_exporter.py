@@ -932,6 +932,10 @@ def run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         return _fail(str(exc))
     if args.check_only:
+        # After the check passed, so that a failed check keeps its one-line error.
+        argv_warning = password_on_command_line(dsn)
+        if argv_warning:
+            sys.stderr.write(f"deletion-monitor audit-exporter: warning: {argv_warning}\n")
         return 0
 
     setup_logging(args.log_level)
