@@ -226,3 +226,15 @@ def test_time_compressed_rules_behave_like_the_real_ones_in_seconds(
     shutil.copy(COMPRESSED_SPEC, tmp_path)
     result = _promtool("test", "rules", str(tmp_path / COMPRESSED_SPEC.name))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ERROR_RATE_COMPRESSED_SPEC = COMPRESSED_SPEC.parent / "error_rate.tc60.yml"
+
+
+def test_time_compressed_error_rate_timing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With TIME_COMPRESSION=60 the error-rate edges play out in seconds: 2.1 % fires 5 s after it
+    starts, and the demo's 25 % spike at 5 deletions/s pages and resolves within the e2e budget."""
+    _render_into(tmp_path, monkeypatch, TIME_COMPRESSION="60")
+    shutil.copy(ERROR_RATE_COMPRESSED_SPEC, tmp_path)
+    result = _promtool("test", "rules", str(tmp_path / ERROR_RATE_COMPRESSED_SPEC.name))
+    assert result.returncode == 0, result.stdout + result.stderr
