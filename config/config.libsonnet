@@ -326,13 +326,16 @@
     // one fault raises belongs to the same incident. alert() (alert_rules/alerts/lib.libsonnet)
     // sets the label incident = incidents[category]; Alertmanager groups the PagerDuty and Slack
     // routes by (service, incident), so one fault is one PagerDuty incident per escalation
-    // level (one dedup key), and the escalation rules run one clock per incident. The error
-    // ratio, the post-deploy ladder and the burn rates (category slo) are one availability
-    // incident: a failing deletion raises all of them.
+    // level (one dedup key), and the escalation rules run one clock per incident. availability
+    // is the endpoint's service level, its two SLIs: deletions failing or too slow. The error
+    // ratio, the post-deploy ladder and the burn rates (category slo) of a failing deletion are
+    // one incident, and so are latency and timeouts: a deletion slower than the 10 s critical
+    // level hits the 10 s statement timeout and fails, so a severe latency fault raises the
+    // error ratio too (one fault, one page).
     incidents: {
       availability: 'availability',
       slo: 'availability',
-      latency: 'latency',
+      latency: 'availability',
       resources: 'resources',
       integrity: 'integrity',
       security: 'security',

@@ -418,8 +418,8 @@ def test_alerts_of_one_group_arrive_in_one_message(
     am: Alertmanager, sinks: tuple[HttpSink, SmtpSink], service: str
 ) -> None:
     http, _ = sinks
-    # Two series of one alert of the latency incident and an alert of another incident
-    # (resources), in one post: one message per incident.
+    # Two series of one alert of the availability incident (latency is part of it) and an alert
+    # of another incident (resources), in one post: one message per incident.
     lat = {"category": "latency"}
     pool = {"category": "resources", "source": "app"}
     # Started now, so the group waits its group_wait for the second series instead of flushing
@@ -592,7 +592,7 @@ def test_one_incident_is_one_pagerduty_incident_per_level(
     """The alerts one fault raises (error ratio, post-deploy ladder, two burn-rate pairs) and the
     incident's escalations: one event stream with one dedup key per PagerDuty receiver, later
     alerts update it, the resolve closes it, nothing triggers after. Another incident of the same
-    service (latency) is a PagerDuty incident of its own."""
+    service (integrity) is a PagerDuty incident of its own."""
     http, _ = sinks
     fresh = timedelta(0)
     burn = {"category": "slo"}
@@ -604,7 +604,7 @@ def test_one_incident_is_one_pagerduty_incident_per_level(
         alert(service, "DeletionErrorBudgetBurn", "critical", **burn, long_window="1h"),
         alert(service, "DeletionErrorBudgetBurn", "critical", **burn, long_window="6h"),
     ]
-    other = alert(service, "DeletionLatencyP95High", "critical", category="latency")
+    other = alert(service, "DeletionCompletenessAuditFailed", "critical", category="integrity")
     levels = [escalation(service, "senior", "availability")]
     levels.append(escalation(service, "manager", "availability"))
 
@@ -629,7 +629,7 @@ def test_one_incident_is_one_pagerduty_incident_per_level(
         what="the burn rates joining the on-call incident",
     )
     wait_for(lambda: events("pagerduty_manager_routing_key"), what="the manager page")
-    wait_for(lambda: events("pagerduty_oncall_routing_key", "latency"), what="the latency page")
+    wait_for(lambda: events("pagerduty_oncall_routing_key", "integrity"), what="integrity page")
 
     # One dedup key per receiver, the hash of the (route, service, incident) group key.
     expected = {
@@ -642,8 +642,8 @@ def test_one_incident_is_one_pagerduty_incident_per_level(
     for key, dedup in expected.items():
         assert {e["dedup_key"] for e in events(key)} == {dedup}, key
         assert {e["event_action"] for e in events(key)} == {"trigger"}, key
-    (latency_key,) = {e["dedup_key"] for e in events("pagerduty_oncall_routing_key", "latency")}
-    assert latency_key == dedup_key('{severity="critical"}', service, "latency")
+    (other_key,) = {e["dedup_key"] for e in events("pagerduty_oncall_routing_key", "integrity")}
+    assert other_key == dedup_key('{severity="critical"}', service, "integrity")
     # The Slack copy of the availability page is one thread (one group), whatever joined it.
     copies = [
         m["body"]["attachments"][0]

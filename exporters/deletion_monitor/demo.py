@@ -41,8 +41,11 @@ EXPECTED_PAGES: dict[str, dict[str, int]] = {
     "healthy": {},
     # The error ratio, the post-deploy ladder and the burn rates: one availability incident.
     "error-spike": {**_CRITICAL, "slack-ops": 1},
+    # Slow deletions are the availability incident too (its latency SLI); warnings only.
     "latency": {"slack-ops": 1},
-    "timeouts": {"slack-ops": 1},
+    # Timed-out deletions fail: the error ratio pages, with the latency and timeout alerts, as
+    # one availability incident.
+    "timeouts": {**_CRITICAL, "slack-ops": 1},
     # Refusals are no availability errors: a security warning, nobody is paged.
     "auth-attack": {"slack-ops": 1, "slack-security": 1},
     "auth-bypass": {**_CRITICAL, "slack-ops": 1, "slack-security": 1},
