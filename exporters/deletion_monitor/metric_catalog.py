@@ -166,6 +166,28 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         "deletion_integrity_check_errors_total", "counter", ("check",), INTEGRITY, "check errors"
     ),
     Metric("deletion_integrity_check_up", "gauge", ("check",), INTEGRITY, "1 = last run ok"),
+    Metric(
+        "deletion_integrity_check_rows_truncated_total",
+        "counter",
+        ("check",),
+        INTEGRITY,
+        "runs whose result had more rows than the check's max_rows",
+    ),
+    Metric(
+        "deletion_integrity_check_rows_fetched",
+        "gauge",
+        ("check",),
+        INTEGRITY,
+        "rows the last successful run read (bounded)",
+    ),
+    Metric(
+        "deletion_integrity_check_queue_wait_seconds",
+        "gauge",
+        ("check",),
+        INTEGRITY,
+        "wait of the last run for a pool connection",
+    ),
+    Metric("deletion_integrity_pool_size", "gauge", (), INTEGRITY, "connections the checks share"),
     Metric("deletion_completeness_audited_total", "counter", (), INTEGRITY, "deletions re-audited"),
     Metric(
         "deletion_completeness_failures_total",
