@@ -85,8 +85,9 @@
         fast: 10,
         // Significance path: at least this many failures in the evidence window AND the
         // window's Wilson lower bound above the level. Five: with three, healthy traffic of
-        // ~40 deletions an hour (mornings, evenings) shows 3 failures often enough to page a
-        // post-deploy week in ~25 (bench/bench_detection.py); with five, ~1 in 1000.
+        // ~40 deletions an hour (mornings, evenings) shows 3 failures often enough that 1 of 20
+        // emulated weeks paged on the 1 % post-deploy ladder; with five, 0 of 200
+        // (bench/bench_detection.py).
         significant: 5,
         // Majority path: "every deletion is failing" - at least this many failures and more
         // than majorityRatio of the window's deletions failed. A total outage at 1 deletion /
@@ -96,7 +97,7 @@
       majorityRatio: 0.5,
       // Evidence windows of the significance and majority paths; the shortest that proves the
       // level wins. Longer windows prove smaller excesses at thin traffic (5 % at 3/min is
-      // significant above 2 % after ~1.5 h, bench/bench_detection.py).
+      // significant above 2 % after a median of 1 h, p90 2.3 h, bench/bench_detection.py).
       evidenceWindows: ['1h', '6h'],
       // ...each confirmed by a shorter window (as a burn-rate pair): the evidence window's path
       // holds unless the short window has deletions and its ratio is at or below the level. So a
