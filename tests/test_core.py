@@ -19,7 +19,7 @@ def test_config_defaults_match_the_spec() -> None:
     assert cfg["errorRate"]["critical"] == 0.02
     assert cfg["postDeploy"]["errorRateCritical"] == 0.01
     assert cfg["latency"]["p95Target"] == 5
-    assert cfg["escalation"] == {"senior": 900, "manager": 1800}
+    assert (cfg["escalation"]["senior"], cfg["escalation"]["manager"]) == (900, 1800)
     assert cfg["slo"]["target"] == 0.99
     # every latency threshold is a histogram bucket boundary, so "above N s" is exact
     for level in ("info", "warning", "critical", "averageTarget", "p95Target"):
