@@ -500,6 +500,39 @@ def test_timeout_storm_raises_performance_alert(stack: Stack) -> None:
     }
 
 
+def test_slow_deletions_raise_latency_warnings_without_paging(stack: Stack) -> None:
+    """Every deletion 6 s slower: the p95 passes 5 s (warning, below the 10 s critical level) and
+    the average 2 s: the availability incident's latency SLI in the ops channel, nobody paged.
+    The slow deletions hold their pooled connections: pool saturation (resources) is a
+    consequence of its own."""
+    _quiet(stack)
+    t0 = time.time()
+    stack.apply("latency")
+    try:
+        fired = _wait(
+            stack,
+            lambda: _firing(stack, "DeletionLatencyP95High", "warning"),
+            _budget(600) + 30,
+            "DeletionLatencyP95High warning firing",
+        )
+        sent = _wait(
+            stack,
+            lambda: _notified(stack, "slack-ops", "DeletionLatencyP95High", t0),
+            30,
+            "slack-ops notification",
+        )
+        time.sleep(stack.seconds(30 * 60))  # long enough for any escalation: there is none
+    finally:
+        stack.clear("latency")
+    t1 = time.time()
+    got = _settle_and_assert(stack, "latency", t0, t1, follows=("resources",))
+    RESULTS["latency"] = {
+        "alert_firing": fired - t0,
+        "slack_ops": sent - t0,
+        **{f"pages_{k}": float(v) for k, v in got.items()},
+    }
+
+
 def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack) -> None:
     """Every deletion keeps 2 MiB: resident memory passes 80 % of the app's limit and
     DeletionAppMemoryHigh (warning) reaches the ops channel; released, it resolves."""
