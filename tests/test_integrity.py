@@ -243,6 +243,8 @@ def seed_violations(dsn: str) -> dict[str, Any]:
         _audit(cur, "failure", _uid(), performed_by=None, error_type="authorization")
         _audit(cur, "failure", _uid(), target_type=None, error_type="authorization")
         _audit(cur, "failure", _uid(), target_type=None, error_type="not_found")
+        # The database did not answer the target's lookup (an outage): no type to record.
+        _audit(cur, "failure", _uid(), target_type=None, error_type="database")
         _audit(cur, "failure", None, error_type="unknown", age="40 days")  # outside the window
         _audit(cur, "success", "not-a-uuid")  # never sampled: not a user id
 
