@@ -165,7 +165,9 @@ def test_report_watch_and_dashboard_count_each_deletion_once(two_replicas: dict[
     # first sample, so the two differ by a few percent); a plain sum over both is their total.
     per = _per_replica(r, "increase(deletion_requests_total{%s}[1h])", at)
     low, high = min(per.values()), max(per.values())
-    assert 0 < low and high < 1.1 * low
+    # (a precondition of the setup, not the behaviour under test: a loaded machine scrapes the
+    # second replica's first sample later, hence the margin)
+    assert 0 < low and high < 1.25 * low
     both_raw = client.query_value(f"sum(increase(deletion_requests_total{{{r['audit']}}}[1h]))", at)
     assert both_raw == pytest.approx(low + high)  # two replicas: a plain sum doubles
 

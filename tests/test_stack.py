@@ -121,9 +121,24 @@ def test_real_alertmanager_delivers_the_demo_copy_to_the_sinks(running) -> None:
                 "alertname": "DemoCritical",
                 "severity": "critical",
                 "category": "availability",
+                "incident": "availability",
             },
-            {**base, "alertname": "DemoSecurity", "severity": "warning", "category": "security"},
-            {**base, "alertname": "DemoInfo", "severity": "info", "category": "anomaly"},
+            # Every rendered alert carries its incident (alert() in alerts/lib.libsonnet); the
+            # security route matches on it.
+            {
+                **base,
+                "alertname": "DemoSecurity",
+                "severity": "warning",
+                "category": "security",
+                "incident": "security",
+            },
+            {
+                **base,
+                "alertname": "DemoInfo",
+                "severity": "info",
+                "category": "anomaly",
+                "incident": "anomaly",
+            },
         ],
     )
     wanted = {

@@ -217,6 +217,20 @@ class Stack:
         for rel in SCHEMA_FILES:
             apply_sql_file(self.dsn, REPO_ROOT / rel)
 
+    def reset_monitoring(self) -> None:
+        """A fresh Prometheus and Alertmanager (empty TSDB, no open alert groups) on the same
+        ports; app, exporters, database and sinks untouched. Between end-to-end scenarios: a
+        compressed 3d burn-rate window still holds the previous fault for an hour of real time,
+        and its warnings would be counted as the next scenario's pages."""
+        for name in ("prometheus", "alertmanager"):
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                proc.stop()
+        for data in ("prometheus-data", "alertmanager-data"):
+            shutil.rmtree(self.opts.workdir / data, ignore_errors=True)
+        self._start_alertmanager(self._render())
+        self._start_prometheus()
+
     def _render(self) -> dict[str, str]:
         """Rules and the Alertmanager config rendered with TIME_COMPRESSION, into the workdir."""
         from deletion_monitor.generate import render_all
