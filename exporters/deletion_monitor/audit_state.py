@@ -387,6 +387,14 @@ def _counter_by(
     return fam
 
 
+def _optional_gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
+    """A gauge with no sample while its value is unknown (absent, not a misleading 0)."""
+    fam = GaugeMetricFamily(name, doc)
+    if value is not None:
+        fam.add_metric([], value)
+    return fam
+
+
 def _histogram(
     name: str,
     doc: str,
@@ -548,44 +556,34 @@ class AuditCollector:
             "Audit rows the start-up aggregate has read so far (all of them once ready).",
             value=s.load_rows_done,
         )
-        fam = GaugeMetricFamily(
+        yield _optional_gauge(
             "deletion_audit_initial_load_rows_estimated",
             "Estimated rows of the start-up aggregate (pg_class.reltuples); equals rows_done "
             "once ready.",
+            s.load_rows_estimated,
         )
-        if s.load_rows_estimated is not None:
-            fam.add_metric([], s.load_rows_estimated)
-        yield fam
-        fam = GaugeMetricFamily(
+        yield _optional_gauge(
             "deletion_audit_foreign_tx_rows",
             "Committed audit rows whose tx is ahead of this cluster's transaction ids (written "
             "by another cluster): the cursor can never reach them.",
+            s.foreign_tx_rows,
         )
-        if s.foreign_tx_rows is not None:
-            fam.add_metric([], s.foreign_tx_rows)
-        yield fam
-        fam = GaugeMetricFamily(
+        yield _optional_gauge(
             "deletion_audit_rows_behind_cursor_unaccounted",
             "Rows at or below the cursor in the table minus rows ingested (periodic count): "
             "> 0 rows inserted behind the cursor (never ingested), < 0 rows deleted.",
+            s.rows_unaccounted,
         )
-        if s.rows_unaccounted is not None:
-            fam.add_metric([], s.rows_unaccounted)
-        yield fam
-        fam = GaugeMetricFamily(
+        yield _optional_gauge(
             "deletion_audit_last_row_timestamp_seconds",
             "Largest occurred_at of the audit rows ingested so far.",
+            s.last_row_ts,
         )
-        if s.last_row_ts is not None:
-            fam.add_metric([], s.last_row_ts)
-        yield fam
-        fam = GaugeMetricFamily(
+        yield _optional_gauge(
             "deletion_audit_last_poll_success_timestamp_seconds",
             "Unix time of the last successful database poll.",
+            s.last_poll_success_ts,
         )
-        if s.last_poll_success_ts is not None:
-            fam.add_metric([], s.last_poll_success_ts)
-        yield fam
         if s.loaded:
             fam = CounterMetricFamily(
                 "deletion_audit_rows_ingested",
@@ -621,13 +619,11 @@ class AuditCollector:
             "transaction is still open): now minus the poll that first saw it; 0 if none.",
             value=s.cursor_lag,
         )
-        fam = GaugeMetricFamily(
+        yield _optional_gauge(
             "deletion_audit_initial_load_duration_seconds",
             "Seconds the start-up aggregate over the audit table took.",
+            s.initial_load_seconds,
         )
-        if s.initial_load_seconds is not None:
-            fam.add_metric([], s.initial_load_seconds)
-        yield fam
         fam = GaugeMetricFamily(
             "deletion_audit_exporter_info", "Exporter version.", labels=["version"]
         )
