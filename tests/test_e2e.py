@@ -701,7 +701,12 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     render = pytest.importorskip("deletion_monitor.render_dashboards")
     if not hasattr(render, "all_panel_queries"):
         pytest.skip("render_dashboards.all_panel_queries() does not exist yet")
-    # The last scenarios made errors, latency, orphans: let one more rule cycle record them.
+    # The scenarios before may have run on fresh monitoring (reset_monitoring), so this test
+    # makes the failures its panels show itself: a few seconds of the error spike, then one
+    # more rule cycle to record them.
+    stack.apply("error-spike")
+    time.sleep(6)
+    stack.clear("error-spike")
     time.sleep(3)
     queries = render.all_panel_queries(range_="1h", rate_interval="1m", interval="1m")
     assert queries, "the dashboards have no queries"

@@ -243,8 +243,14 @@ def seed_violations(dsn: str) -> dict[str, Any]:
         _audit(cur, "failure", _uid(), performed_by=None, error_type="authorization")
         _audit(cur, "failure", _uid(), target_type=None, error_type="authorization")
         _audit(cur, "failure", _uid(), target_type=None, error_type="not_found")
-        # The database did not answer the target's lookup (an outage): no type to record.
+        # The database did not answer the target's or the caller's lookup (an outage): no
+        # types to record (the caller's id is known from the token).
         _audit(cur, "failure", _uid(), target_type=None, error_type="database")
+        cur.execute(
+            "INSERT INTO deletion_audit (occurred_at, outcome, error_type, duration_seconds, "
+            "target_user_id, performed_by) VALUES (now(), 'failure', 'database', 0.4, %s, %s)",
+            (_uid(), "admin-1"),
+        )
         _audit(cur, "failure", None, error_type="unknown", age="40 days")  # outside the window
         _audit(cur, "success", "not-a-uuid")  # never sampled: not a user id
 

@@ -199,12 +199,12 @@ class DeletionService:
     def delete_user(self, authorization: str | None, target: str) -> Outcome:
         """Handle one call end to end, audit row included."""
         start = time.monotonic()
-        performer: tuple[str, str] | None = None
+        performer: tuple[str, str | None] | None = None
         target_type: str | None = None
         known: dict[str, str] = {}  # what the transaction learnt before it failed
         try:
             if not self.faults.state.auth_bypass:
-                performer = self._authenticate(authorization)
+                performer = self._authenticate(authorization, known)
                 if performer[1] not in DELETER_TYPES:
                     raise DeletionFailed(403, "authorization", "only administrators delete users")
             try:
@@ -235,6 +235,8 @@ class DeletionService:
             status, error_type, message = 500, "unknown", "internal error"
         duration = time.monotonic() - start
         target_type = target_type or known.get("target_type")
+        if performer is None and "performed_by" in known:
+            performer = (known["performed_by"], None)  # the type lookup itself failed
         if self.probe_user_id and target == self.probe_user_id:
             # Synthetic monitoring (the blackbox probe's bogus-token call on a reserved id that
             # can never be a user) is not a deletion attempt: auditing it would count one
@@ -250,7 +252,7 @@ class DeletionService:
             )
         return Outcome(status, {"error": message, "errorType": error_type}, error_type, duration)
 
-    def _authenticate(self, authorization: str | None) -> tuple[str, str]:
+    def _authenticate(self, authorization: str | None, known: dict[str, str]) -> tuple[str, str]:
         token = bearer_token(authorization)
         if token is None:
             raise DeletionFailed(401, "authorization", "missing bearer token")
@@ -261,6 +263,9 @@ class DeletionService:
             subject = str(uuid.UUID(subject))
         except ValueError:
             raise DeletionFailed(401, "authorization", "invalid token") from None
+        # Who is calling is known from the signed token; only the type needs the database. A
+        # failed lookup (outage) still leaves the caller's id for the audit row.
+        known["performed_by"] = subject
         with self.connection() as conn:
             row = conn.execute(
                 'SELECT type::text FROM profiles WHERE id = %s AND "deletedAt" IS NULL',
@@ -364,7 +369,7 @@ class DeletionService:
         duration: float,
         target: str | None,
         target_type: str | None,
-        performer: tuple[str, str] | None,
+        performer: tuple[str, str | None] | None,
         rows: dict[str, int] | None,
         status: int,
     ) -> dict[str, Any]:
