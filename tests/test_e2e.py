@@ -202,7 +202,9 @@ def _quiet(stack: Stack, timeout: float = 120, ignore: tuple[str, ...] = ()) -> 
     except TimeoutError:
         # The slow windows (the 6h and 3d burn rates: 6 and 72 min of real time at compression
         # 60) keep the previous fault's warnings firing long after its incident resolved: start
-        # this scenario on fresh monitoring rather than count them as its own.
+        # this scenario on fresh monitoring rather than count them as its own; orphans a fault
+        # left in the database (deletions in flight at its clear) are cleaned up too.
+        stack.clean_up_orphans()
         stack.reset_monitoring()
         time.sleep(8)  # every compressed 5m window holds healthy traffic again
         _wait(stack, lambda: not loud(), timeout, "quiet on fresh monitoring")
