@@ -8,7 +8,7 @@
 // the dashboard colour and the report verdict together.
 //
 // Units: ratios are fractions (0.01 = 1 %), durations are seconds, sizes are bytes.
-// "spec" below means ../shared/mission/monitoring-strategy.md.
+// "spec" below means the post-deployment monitoring strategy this bundle implements (README).
 {
   _config+:: {
     // --- Where the data comes from -------------------------------------------------------
