@@ -237,7 +237,7 @@ def seed_violations(dsn: str) -> dict[str, Any]:
         _audit(cur, "success", _uid(), target_type="SUPER_ADMIN")
         _audit(cur, "failure", _uid(), target_type="SUPER_ADMIN", error_type="authorization")
         _audit(cur, "failure", _uid(), performed_by=None, error_type="database")
-        _audit(cur, "failure", _uid(), target_type=None, error_type="timeout")
+        _audit(cur, "failure", _uid(), target_type=None, error_type="constraint")  # after the lookup
         _audit(cur, "failure", _uid(), error_type=None)
         # Legitimate refusals that lack fields: not violations.
         _audit(cur, "failure", _uid(), performed_by=None, error_type="authorization")
@@ -246,6 +246,13 @@ def seed_violations(dsn: str) -> dict[str, Any]:
         # The database did not answer the target's or the caller's lookup (an outage): no
         # types to record (the caller's id is known from the token).
         _audit(cur, "failure", _uid(), target_type=None, error_type="database")
+        # No pooled connection in time (the database unreachable, or just back): the lookups
+        # never ran, so neither type is known; seen after the e2e database outage.
+        cur.execute(
+            "INSERT INTO deletion_audit (occurred_at, outcome, error_type, duration_seconds, "
+            "target_user_id, performed_by) VALUES (now(), 'failure', 'timeout', 5.0, %s, %s)",
+            (_uid(), "admin-1"),
+        )
         cur.execute(
             "INSERT INTO deletion_audit (occurred_at, outcome, error_type, duration_seconds, "
             "target_user_id, performed_by) VALUES (now(), 'failure', 'database', 0.4, %s, %s)",
