@@ -24,9 +24,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
     errors = lib.counted_failures(config)
     integ = lib.selector(config, "integrityExporterSelector")
     app = lib.selector(config, "appSelector")
-    orphans = lib.selector(
-        config, "integrityExporterSelector", f'category=~"{lib.ORPHAN_CATEGORIES}"'
-    )
+    orphans = lib.orphans(config)
     service = config["serviceName"]
     slo = config["slo"]
     target = slo["target"]
@@ -118,8 +116,9 @@ def build(config: Mapping[str, Any]) -> Dashboard:
     layout.add(
         lib.stat(
             "Orphaned records",
-            "Rows still pointing at a deleted user now (foreign_key, cascade and manual_cleanup "
-            "integrity checks, integrity exporter). Target: 0 (config integrity.orphanTolerance = "
+            "Rows still pointing at a deleted user now ("
+            f"{lib.orphan_categories_text(config)} integrity checks, integrity exporter). "
+            "Target: 0 (config integrity.orphanTolerance = "
             f"{config['integrity']['orphanTolerance']}).",
             lib.targets(f"sum(deletion_integrity_violations{orphans})"),
             "short",

@@ -12,6 +12,7 @@ from grafanalib.core import Dashboard
 
 from deletion_monitor import dashboards_lib as lib
 from deletion_monitor.dashboards_lib import CRITICAL, INFO, WARNING, Layout
+from deletion_monitor.integrity.checks import CATEGORIES as CHECK_CATEGORIES
 
 UP_MAPPINGS = lib.binary_mappings("down", "up")
 
@@ -19,9 +20,7 @@ UP_MAPPINGS = lib.binary_mappings("down", "up")
 def build(config: Mapping[str, Any]) -> Dashboard:
     audit = lib.selector(config, "auditExporterSelector")
     integ = lib.selector(config, "integrityExporterSelector")
-    orphans = lib.selector(
-        config, "integrityExporterSelector", f'category=~"{lib.ORPHAN_CATEGORIES}"'
-    )
+    orphans = lib.orphans(config)
     ig = config["integrity"]
     max_age = lib.seconds(config, ig["maxResultAge"])
     violation_steps = lib.steps_above(
@@ -54,11 +53,10 @@ def build(config: Mapping[str, Any]) -> Dashboard:
     layout.add(
         lib.stat(
             "Orphaned records",
-            "Rows still pointing at a deleted user: violations of the foreign_key, cascade and "
-            "manual_cleanup checks (accounts, sessions, addresses, requests, dispatches, file "
-            "uploads), as DeletionOrphanedRecords counts them. Spec: 0 tolerance (config "
-            "integrity.orphanTolerance = "
-            f"{ig['orphanTolerance']}).",
+            "Rows still pointing at a deleted user: violations of the "
+            f"{lib.orphan_categories_text(config)} checks (accounts, sessions, addresses, "
+            "requests, dispatches, file uploads), as DeletionOrphanedRecords counts them. Spec: 0 "
+            f"tolerance (config integrity.orphanTolerance = {ig['orphanTolerance']}).",
             lib.targets(f"sum(deletion_integrity_violations{orphans})"),
             "short",
             lib.steps_above([(lib.more_than(ig["orphanTolerance"]), CRITICAL)]),
@@ -146,7 +144,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         lib.timeseries(
             "Violations by category",
             "Violations per check category (category:deletion_integrity_violations:sum): "
-            "foreign_key, cascade, manual_cleanup, audit_trail, consistency, security, schema. "
+            f"{', '.join(CHECK_CATEGORIES)}. "
             "Lines: config integrity.warning and integrity.critical for the total.",
             lib.targets(
                 ("category:deletion_integrity_violations:sum", "{{category}}"),

@@ -304,6 +304,27 @@ def test_editing_the_config_file_moves_the_colours(tmp_path, config, boards):
     assert steps(panel(moved[uid], title)) == [None, 1, 8, 11]
 
 
+def test_orphan_categories_come_from_the_config(tmp_path, config, boards):
+    text = CONFIG_PATH.read_text()
+    line = "orphanCategories: ['foreign_key', 'cascade', 'manual_cleanup'],"
+    assert line in text
+    edited = tmp_path / "config.libsonnet"
+    edited.write_text(text.replace(line, "orphanCategories: ['audit_trail', 'consistency'],"))
+    moved = {b["uid"]: b for b in build_all(load_config(env={}, path=edited))}
+    default = 'category=~"' + "|".join(config["integrity"]["orphanCategories"]) + '"'
+    for key in ("integrity", "executive"):
+        uid = config["dashboardUids"][key]
+        before = panel(boards[uid], "Orphaned records")
+        after = panel(moved[uid], "Orphaned records")
+        (old_expr,), (new_expr,) = ([t["expr"] for t in p["targets"]] for p in (before, after))
+        assert default in old_expr
+        assert 'category=~"audit_trail|consistency"' in new_expr
+        assert "foreign_key" not in new_expr and "cascade" not in new_expr
+        assert "foreign_key, cascade and manual_cleanup" in before["description"]
+        assert "audit_trail and consistency" in after["description"]
+        assert "foreign_key" not in after["description"]
+
+
 def test_render_is_deterministic_json_with_a_trailing_newline(config):
     first, second = render(config), render(config)
     assert first == second

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from deletion_monitor import report, report_render, watch
-from deletion_monitor.config import load_config
+from deletion_monitor.config import CONFIG_PATH, load_config
 from deletion_monitor.promapi import PrometheusClient, PrometheusError
 from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
 
@@ -759,6 +759,24 @@ def test_compliance_reports_audits_orphans_and_retention(prom: str, cfg: dict[st
     calm_month = build(prom, cfg, "compliance", "7d", B_AT)
     assert calm_month["completeness_audit"]["failures"] == 0
     assert calm_month["forbidden_successes"] == {"self_deletion": 0}
+
+
+def test_compliance_orphans_are_the_configured_categories(
+    prom: str, cfg: dict[str, Any], tmp_path: Path
+) -> None:
+    # The loaded data has 3 foreign_key orphans on day 2 and 1 audit_trail gap on day 4: with
+    # integrity.orphanCategories moved to audit_trail, the report counts the gap, not the orphans.
+    text = CONFIG_PATH.read_text()
+    line = "orphanCategories: ['foreign_key', 'cascade', 'manual_cleanup'],"
+    assert line in text
+    edited = tmp_path / "config.libsonnet"
+    edited.write_text(text.replace(line, "orphanCategories: ['audit_trail', 'consistency'],"))
+    moved = load_config(env={}, path=edited)
+    assert moved["integrity"]["orphanCategories"] == ["audit_trail", "consistency"]
+    assert build(prom, cfg, "compliance", "14d", B_AT)["orphaned_records"]["peak"] == 3
+    rep = build(prom, moved, "compliance", "14d", B_AT)
+    assert rep["orphaned_records"] == {"now": 0, "peak": 1, "tolerance": 0}
+    assert rep["audit_trail_gaps"]["peak"] == 1
 
 
 # --------------------------------------------------------------------------------------------

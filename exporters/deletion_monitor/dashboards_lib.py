@@ -33,17 +33,18 @@ from grafanalib.core import (
 
 from deletion_monitor.config import load_config
 from deletion_monitor.promapi import dedup as promapi_dedup
-from deletion_monitor.report import counted_failures_matcher, excluded_error_types
+from deletion_monitor.report import (
+    counted_failures_matcher,
+    excluded_error_types,
+    orphan_categories,
+    orphan_matcher,
+)
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TAG = "deletion-monitoring"
 
 # Colours of the spec's ladders: ok, info, warning (amber), critical.
 OK, INFO, WARNING, CRITICAL = "green", "yellow", "orange", "red"
-
-# Integrity-check categories whose violations are rows a deletion left behind: the spec's
-# "orphaned records" (the same set DeletionOrphanedRecords alerts on).
-ORPHAN_CATEGORIES = "foreign_key|cascade|manual_cleanup"
 
 # Dashboard keys (config dashboardUids) and the titles other dashboards link to them by.
 TITLES = {
@@ -179,6 +180,25 @@ def collapse_replicas(board: dict[str, Any], config: Mapping[str, Any]) -> dict[
                 if tgt.get("expr"):
                     tgt["expr"] = dedup_exporter_series(tgt["expr"], config)
     return board
+
+
+def orphans(config: Mapping[str, Any]) -> str:
+    """Selector of the integrity violations that are rows a deletion left behind: the spec's
+    "orphaned records", config integrity.orphanCategories (as DeletionOrphanedRecords)."""
+    return selector(config, "integrityExporterSelector", orphan_matcher(dict(config)))
+
+
+def orphan_categories_text(config: Mapping[str, Any]) -> str:
+    """config integrity.orphanCategories for a description: `a, b and c`."""
+    return prose_list(orphan_categories(dict(config)))
+
+
+def prose_list(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def counted_failures(config: Mapping[str, Any]) -> str:

@@ -51,8 +51,6 @@ NO_DATA = "no data in range"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOURS = tuple(f"{h:02d}" for h in range(24))
-# deletion_integrity_violations categories that mean "rows left behind by a deletion".
-ORPHAN_CATEGORIES = ("foreign_key", "cascade", "manual_cleanup")
 
 # Report-only limits of the recommendation rules. They are not alert thresholds (those live in
 # config.libsonnet and are read from there); they decide when a pattern is strong enough to be
@@ -99,6 +97,23 @@ def excluded_error_types(cfg: dict[str, Any]) -> tuple[str, ...]:
                 f"errorRate.excludedErrorTypes: error_type names (a-z, 0-9, _), got {name!r}"
             )
     return names
+
+
+def orphan_categories(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """deletion_integrity_violations categories that mean "rows left behind by a deletion"
+    (config integrity.orphanCategories, the set DeletionOrphanedRecords alerts on)."""
+    names = tuple(cfg["integrity"]["orphanCategories"])
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ConfigError(
+                f"integrity.orphanCategories: category names (a-z, 0-9, _), got {name!r}"
+            )
+    return names
+
+
+def orphan_matcher(cfg: dict[str, Any]) -> str:
+    """The label matcher of the orphan categories: `category=~"a|b"`."""
+    return 'category=~"' + "|".join(orphan_categories(cfg)) + '"'
 
 
 def counted_failures_matcher(cfg: dict[str, Any]) -> str:
@@ -688,12 +703,11 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
     failed = _count(src.total(failed_s, window)) or 0
     by_cat_now = {k: v for k, v in src.by(f"sum by (category) ({viol_s})", "category").items()}
     by_cat_peak = src.by(f"max_over_time((sum by (category) ({viol_s}))[{window}:5m])", "category")
-    orphan_cats = tuple(cfg["integrity"].get("orphanCategories", ORPHAN_CATEGORIES))
-    orphans_now = sum(by_cat_now.get(c, 0) for c in orphan_cats)
+    orphans_now = sum(by_cat_now.get(c, 0) for c in orphan_categories(cfg))
     orphans_peak = _peak(
         src,
         "sum("
-        + src.dedup(selector("deletion_integrity_violations", src.integrity, _cat_re(orphan_cats)))
+        + src.dedup(selector("deletion_integrity_violations", src.integrity, orphan_matcher(cfg)))
         + ")",
         window,
     )
@@ -732,10 +746,6 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
         "integrity_checks_failing_now": checks_failing,
         "retention": retention,
     }
-
-
-def _cat_re(categories: tuple[str, ...]) -> str:
-    return 'category=~"' + "|".join(categories) + '"'
 
 
 def _retention(src: Source) -> dict[str, Any]:
