@@ -32,6 +32,7 @@ from grafanalib.core import (
 )
 
 from deletion_monitor.config import load_config
+from deletion_monitor.durations import format_duration, parse_duration
 from deletion_monitor.promapi import dedup as promapi_dedup
 from deletion_monitor.report import (
     counted_failures_matcher,
@@ -56,30 +57,11 @@ TITLES = {
 
 
 # --- config helpers ---------------------------------------------------------------------------
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a Prometheus duration such as '30d' or '1h30m'."""
-    parts = re.findall(r"(\d+)([smhdwy])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a Prometheus duration: {text!r}")
-    return sum(int(n) * _UNITS[u] for n, u in parts)
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest Prometheus duration for `seconds` (at least 1s)."""
-    seconds = max(1, round(seconds))
-    for unit in ("w", "d", "h", "m"):
-        if seconds % _UNITS[unit] == 0:
-            return f"{seconds // _UNITS[unit]}{unit}"
-    return f"{seconds}s"
-
-
 def window(config: Mapping[str, Any], duration: str | float) -> str:
-    """A range for a raw query, divided by the demo's timeCompression like the rendered rules."""
+    """A range for a raw query, divided by the demo's timeCompression like the rendered rules
+    (whole seconds, at least 1s)."""
     seconds = parse_duration(duration) if isinstance(duration, str) else duration
-    return format_duration(seconds / float(config.get("timeCompression", 1)))
+    return format_duration(max(1, round(seconds / float(config.get("timeCompression", 1)))))
 
 
 def seconds(config: Mapping[str, Any], value: float) -> float:

@@ -10,17 +10,15 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_URL = "http://127.0.0.1:9090"
+from deletion_monitor import durations
 
-_DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+DEFAULT_URL = "http://127.0.0.1:9090"
 
 
 def dedup(expr: str, replica_labels: list[str] | tuple[str, ...]) -> str:
@@ -39,24 +37,13 @@ class PrometheusError(RuntimeError):
     """Prometheus could not be queried; the message is one line and says why."""
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration such as `5m`, `7d`, `1w` (single unit)."""
-    match = _DURATION_RE.match(text.strip())
-    if not match:
-        raise ValueError(f"expected a duration like 30m, 7d or 1w, got {text!r}")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
 def format_duration(seconds: float) -> str:
-    """The shortest exact Prometheus duration for `seconds` (whole seconds)."""
+    """A query range or step: `seconds` rounded to whole seconds, which must be more than 0,
+    as the shortest Prometheus duration (durations.format_duration)."""
     secs = round(seconds)
     if secs <= 0:
         raise ValueError(f"duration must be positive, got {seconds}")
-    for unit in ("w", "d", "h", "m"):
-        size = int(_UNIT_SECONDS[unit])
-        if secs % size == 0:
-            return f"{secs // size}{unit}"
-    return f"{secs}s"
+    return durations.format_duration(secs)
 
 
 @dataclass(frozen=True)

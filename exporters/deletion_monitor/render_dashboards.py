@@ -23,6 +23,7 @@ from grafanalib._gen import DashboardEncoder
 
 from deletion_monitor.config import REPO_ROOT, load_config
 from deletion_monitor.dashboards_lib import TITLES, collapse_replicas
+from deletion_monitor.durations import parse_duration
 
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
 OUTPUT_DIR = "dashboards/generated"
@@ -79,15 +80,14 @@ def replace_macros(
     expr: str, range_: str = "1h", rate_interval: str = "1m", interval: str = "1m"
 ) -> str:
     """`expr` with Grafana's macros replaced by concrete Prometheus values."""
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    range_s = int(range_[:-1]) * seconds[range_[-1]]
-    interval_s = int(interval[:-1]) * seconds[interval[-1]]
+    range_ms = round(parse_duration(range_) * 1000)
+    interval_ms = round(parse_duration(interval) * 1000)
     values = {
         "__rate_interval": rate_interval,
-        "__range_s": str(range_s),
-        "__range_ms": str(range_s * 1000),
+        "__range_s": str(range_ms // 1000),
+        "__range_ms": str(range_ms),
         "__range": range_,
-        "__interval_ms": str(interval_s * 1000),
+        "__interval_ms": str(interval_ms),
         "__interval": interval,
     }
 

@@ -34,13 +34,8 @@ from typing import Any
 
 from deletion_monitor.cliargs import add_prometheus_url
 from deletion_monitor.config import ConfigError, load_config
-from deletion_monitor.promapi import (
-    PrometheusClient,
-    PrometheusError,
-    dedup,
-    format_duration,
-    parse_duration,
-)
+from deletion_monitor.durations import parse_duration
+from deletion_monitor.promapi import PrometheusClient, PrometheusError, dedup, format_duration
 
 HELP = "Usage-pattern, health, trend and compliance reports computed from Prometheus data."
 

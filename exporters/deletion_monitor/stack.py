@@ -19,7 +19,6 @@ import contextlib
 import copy
 import json
 import logging
-import re
 import shutil
 import sys
 import time
@@ -35,6 +34,7 @@ import yaml
 from deletion_monitor.config import REPO_ROOT, load_config
 from deletion_monitor.demo_app.service import PROBE_USER_ID
 from deletion_monitor.demo_load import SCENARIOS, LoadGenerator, Scenario, set_app_faults
+from deletion_monitor.durations import parse_duration
 from deletion_monitor.pgcluster import PgCluster, apply_sql_file
 from deletion_monitor.promapi import PrometheusClient, PrometheusError
 from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
@@ -58,8 +58,6 @@ DEFAULT_PORTS = {
 # The probe's target: a well-formed id that belongs to nobody (as in prometheus/prometheus.yml).
 PROBE_PATH = f"/api/users/{PROBE_USER_ID}"
 BLACKBOX_BINARY = "prometheus-blackbox-exporter"
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Secret-file keys of Alertmanager 0.25 (toolchain-facts.md).
 _SECRET_FILE_KEYS = {
     "api_url_file", "slack_api_url_file", "routing_key_file", "service_key_file",
@@ -657,10 +655,11 @@ def _drop_time_windows(route: dict[str, Any], compression: float) -> None:
     compressed here, now that no window constrains them."""
     if route.pop("active_time_intervals", None) is not None:
         for key in ("group_wait", "group_interval", "repeat_interval"):
-            match = _DURATION.match(str(route.get(key, "")))
-            if match:
-                seconds = int(match.group(1)) * _UNIT[match.group(2)] / compression
-                route[key] = f"{max(1, round(seconds))}s"
+            try:
+                seconds = parse_duration(str(route.get(key, ""))) / compression
+            except ValueError:
+                continue
+            route[key] = f"{max(1, round(seconds))}s"
     for child in route.get("routes", []):
         _drop_time_windows(child, compression)
 
