@@ -1,4 +1,5 @@
-"""Project lint beyond ruff: rule naming and annotations, dashboards, runbooks, test coverage.
+"""Project lint beyond ruff: rule naming and annotations, dashboards, runbooks, test coverage,
+and config values repeated in Python instead of read from config/config.libsonnet.
 
 Each lint module defines `lint() -> list[str]` returning one problem per string. Add new lint
 modules here; `make lint` fails when any returns a problem.
@@ -9,7 +10,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-LINTERS: list[str] = ["deletion_monitor.lint_rules", "deletion_monitor.lint_dashboards"]
+LINTERS: list[str] = [
+    "deletion_monitor.lint_rules",
+    "deletion_monitor.lint_dashboards",
+    "deletion_monitor.lint_config_literals",
+]
 
 
 def main() -> int:
