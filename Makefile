@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps lint fmt generate check-generated test test-fast demo bench clean
+.PHONY: setup system-deps lint fmt generate check-generated test test-fast test-weeks demo bench clean
 
 setup: system-deps $(STAMP)
 
@@ -40,11 +40,18 @@ generate: setup
 check-generated: setup
 	$(PY) -m deletion_monitor.generate --check
 
+# Three workers on two cores: the two end-to-end modules (tests/e2e/) each wait on their own
+# stack's compressed alert windows, not on CPU, while the third runs the rest; whole files per
+# worker (--dist loadfile), so a module's fixtures (a stack, a Prometheus) start once.
 test: setup lint check-generated
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile -m 'not weeks'
 
 test-fast: setup
-	$(BIN)/pytest -q -m 'not slow'
+	$(BIN)/pytest -q -m 'not slow and not weeks'
+
+# Whole simulated healthy weeks through promtool (about 5 min); .ci/run runs it after `test`.
+test-weeks: setup
+	$(BIN)/pytest -q -m weeks
 
 demo: setup
 	$(PY) -m deletion_monitor.demo $(if $(SCENARIO),--scenario $(SCENARIO),)

@@ -237,7 +237,8 @@ def seed_violations(dsn: str) -> dict[str, Any]:
         _audit(cur, "success", _uid(), target_type="SUPER_ADMIN")
         _audit(cur, "failure", _uid(), target_type="SUPER_ADMIN", error_type="authorization")
         _audit(cur, "failure", _uid(), performed_by=None, error_type="database")
-        _audit(cur, "failure", _uid(), target_type=None, error_type="constraint")  # after the lookup
+        # a constraint failure comes after the target lookup: its type is known
+        _audit(cur, "failure", _uid(), target_type=None, error_type="constraint")
         _audit(cur, "failure", _uid(), error_type=None)
         # Legitimate refusals that lack fields: not violations.
         _audit(cur, "failure", _uid(), performed_by=None, error_type="authorization")

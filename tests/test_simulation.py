@@ -6,6 +6,8 @@ against promtool (bench/bench_detection.py measures hundreds of weeks with the e
   at 1-minute resolution: no critical alert fires. The most sensitive stretch of a week is
   checked per seed: the 48 h post-deploy phase starts there (the 1 % ladder).
 - A tiny product (5 deletions a day) over the same stretch: nothing critical.
+- Whole weeks (marker `weeks`, `make test-weeks`): one production and one tiny week, Monday to
+  Sunday, in seven day parts: nothing critical.
 - The emulator's firing minutes of every error-rate, post-deploy, burn-rate and p95 level agree
   with promtool's ALERTS on a stretch with incidents (a night outage, 5 % at the afternoon
   peak, slow deletions).
@@ -71,6 +73,16 @@ def _promtool(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _no_critical(case: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """Assert no critical of any incident but the monitoring's own fired in [start, end) (the
+    simulation feeds no `up` series: the exporter-down alerts and their escalations fire)."""
+    selector = 'severity="critical",alertstate="firing",incident!="monitoring"'
+    case["promql_expr_test"][0]["expr"] = (
+        f"count_over_time(ALERTS{{{selector}}}[{end - start - 1}m])"
+    )
+    return case
+
+
 def _deploy_stretch(w: sim.Week) -> tuple[int, int]:
     assert w.deploy_minute is not None
     start = max(WARMUP, w.deploy_minute - 60)
@@ -81,13 +93,7 @@ def _healthy_case(seed: int, profile: sim.Profile, label: str) -> tuple[str, dic
     w = sim.healthy_week(seed, profile)
     start, end = _deploy_stretch(w)
     case = sim.promtool_test(w, start, end, WARMUP, f"{label} seed {seed}: minutes {start}-{end}")
-    # no critical of any incident but the monitoring's own (the simulation feeds no `up`
-    # series: the exporter-down alerts and their escalations fire)
-    selector = 'severity="critical",alertstate="firing",incident!="monitoring"'
-    case["promql_expr_test"][0]["expr"] = (
-        f"count_over_time(ALERTS{{{selector}}}[{end - start - 1}m])"
-    )
-    return f"{label}-{seed}", case
+    return f"{label}-{seed}", _no_critical(case, start, end)
 
 
 def _incident_week() -> tuple[sim.Week, int, int]:
@@ -140,12 +146,7 @@ def test_the_incident_stretch_pages() -> None:
     assert any("critical" in k and "DeletionLatencyP95High" in k for k in expected), expected
 
 
-def test_simulated_weeks_with_promtool(tmp_path: Path) -> None:
-    cases = [_healthy_case(seed, sim.PRODUCTION, "healthy") for seed in (1, 2)]
-    cases.append(_healthy_case(1, sim.TINY, "tiny"))
-    agreement, _ = _agreement_case()
-    files = [_write(tmp_path / f"{name}.test.yml", [case]) for name, case in cases]
-    files.append(_write(tmp_path / "agreement.test.yml", [agreement]))
+def _run_all(files: list[Path]) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(_promtool, files))
     failures = [
@@ -154,6 +155,38 @@ def test_simulated_weeks_with_promtool(tmp_path: Path) -> None:
         if r.returncode
     ]
     assert not failures, "\n".join(failures)
+
+
+def test_simulated_weeks_with_promtool(tmp_path: Path) -> None:
+    """The most sensitive stretch (the deploy: the 48 h post-deploy ladder starts) of two seeds
+    and of a tiny product, and the emulator's agreement with promtool."""
+    cases = [_healthy_case(seed, sim.PRODUCTION, "healthy") for seed in (1, 2)]
+    cases.append(_healthy_case(1, sim.TINY, "tiny"))
+    agreement, _ = _agreement_case()
+    files = [_write(tmp_path / f"{name}.test.yml", [case]) for name, case in cases]
+    files.append(_write(tmp_path / "agreement.test.yml", [agreement]))
+    _run_all(files)
+
+
+@pytest.mark.weeks
+@pytest.mark.parametrize(
+    ("seed", "profile"), [(3, sim.PRODUCTION), (3, sim.TINY)], ids=["production", "tiny"]
+)
+def test_a_whole_healthy_week_with_promtool(tmp_path: Path, seed: int, profile: Any) -> None:
+    """A whole healthy week (Monday to Sunday: peaks, nights, the weekend, the deploy and its
+    48 h) at 1-minute resolution through the real rules: no critical alert fires. promtool's
+    engine refuses a query over ~10 000 samples (the 3 d burn-rate windows of 1-minute samples
+    would pass it), so the week is checked in seven day parts, each with six hours of warm-up
+    for the 6 h windows: about 4 min of CPU, hence its own marker (`make test-weeks`)."""
+    w = sim.healthy_week(seed, profile)
+    files = []
+    for start in range(0, w.minutes, sim.DAY):
+        end = min(start + sim.DAY, w.minutes)
+        case = sim.promtool_test(w, start, end, WARMUP, f"seed {seed}: minutes {start}-{end}")
+        files.append(
+            _write(tmp_path / f"day-{start // sim.DAY}.test.yml", [_no_critical(case, start, end)])
+        )
+    _run_all(files)
 
 
 def test_emulated_healthy_weeks_page_nobody() -> None:

@@ -33,7 +33,7 @@ from deletion_monitor.stack import Stack, StackError, StackOptions, remove_workd
 # keys; docs/alerting.md "Incidents and grouping") and, for Slack, the incidents the channel is
 # told about. One fault is one incident: one page per escalation level, never one per alert.
 # A fault cleared earlier stops at the level it reached (on-call only, if cleared within 15).
-# tests/test_e2e.py asserts these figures against the real stack; docs/demo.md lists them.
+# tests/e2e/ asserts these figures against the real stack; docs/demo.md lists them.
 PAGE_RECEIVERS = ("pagerduty-oncall", "pagerduty-senior", "pagerduty-manager")
 SLACK_RECEIVERS = ("slack-ops", "slack-security")
 _CRITICAL = {"pagerduty-oncall": 1, "pagerduty-senior": 1, "pagerduty-manager": 1}

@@ -5,7 +5,7 @@ with the config `generate` passes in (so an override such as ERROR_RATE_THRESHOL
 panel colours) and encoded with grafanalib's DashboardEncoder, sorted keys, indent 2.
 
 `all_panel_queries()` gives every panel's and annotation's PromQL with Grafana's macros replaced
-by concrete values, for running them against a live Prometheus (tests/test_e2e*).
+by concrete values, for running them against a live Prometheus (tests/e2e/).
 """
 
 from __future__ import annotations

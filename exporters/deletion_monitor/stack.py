@@ -1,6 +1,6 @@
 """The whole monitoring stack on 127.0.0.1, started and stopped as one object.
 
-Used by `make demo` (deletion_monitor.demo) and the end-to-end tests (tests/test_e2e.py):
+Used by `make demo` (deletion_monitor.demo) and the end-to-end tests (tests/e2e/):
 
     PostgreSQL (pgcluster) with schema/reference_app.sql + schema/deletion_audit.sql
     demo app  ->  audit exporter, integrity exporter  ->  Prometheus (rules, time-compressed)
