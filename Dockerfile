@@ -1,5 +1,5 @@
-# The project's Python image: the demo application, both exporters and the load generator
-# (docker-compose.yml runs each with a different `deletion-monitor` subcommand).
+# The project's Python image: both exporters (`deletion-monitor`), and the demo application and
+# load generator (`deletion-monitor-demo`); docker-compose.yml runs each with its own command.
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,9 +11,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY config/ config/
 COPY schema/ schema/
-COPY exporters/ exporters/
+COPY src/ src/
+COPY tools/ tools/
+COPY demo/ demo/
 # Editable, from /app: the package finds config/config.libsonnet and schema/ relative to it.
-RUN pip install -e .
+RUN pip install -e . -e ./tools -e ./demo
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 
 # Never root at run time.
@@ -22,5 +24,5 @@ RUN useradd --system --uid 10001 --no-create-home deletion \
 USER 10001
 
 # entrypoint.sh turns every VAR_FILE (a Docker secret) into VAR, then runs the command.
-ENTRYPOINT ["/usr/local/bin/entrypoint.sh", "deletion-monitor"]
-CMD ["--help"]
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+CMD ["deletion-monitor", "--help"]

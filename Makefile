@@ -16,16 +16,16 @@ setup: system-deps $(STAMP)
 system-deps:
 	@bash scripts/ensure-system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/pyproject.toml demo/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./tools -e ./demo
 	@touch $(STAMP)
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(PY) -m deletion_monitor.lint
+	$(PY) -m deletion_monitor_tools.lint
 
 fmt: setup
 	$(BIN)/ruff format .
@@ -34,11 +34,11 @@ fmt: setup
 
 # Render every generated artefact (rules YAML, Alertmanager config, dashboards JSON) from its source.
 generate: setup
-	$(PY) -m deletion_monitor.generate
+	$(PY) -m deletion_monitor_tools.generate
 
 # CI guard: regenerate into a temp tree and fail on any difference from what is committed.
 check-generated: setup
-	$(PY) -m deletion_monitor.generate --check
+	$(PY) -m deletion_monitor_tools.generate --check
 
 # Three workers on two cores: the two end-to-end modules (tests/e2e/) each wait on their own
 # stack's compressed alert windows, not on CPU, while the third runs the rest; whole files per
@@ -54,10 +54,10 @@ test-weeks: setup
 	$(BIN)/pytest -q -m weeks
 
 demo: setup
-	$(PY) -m deletion_monitor.demo $(if $(SCENARIO),--scenario $(SCENARIO),)
+	$(BIN)/deletion-monitor-demo run $(if $(SCENARIO),--scenario $(SCENARIO),)
 
 bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info exporters/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info src/*.egg-info tools/*.egg-info demo/*.egg-info

@@ -1,5 +1,5 @@
 // Entry point: Prometheus rule files for deletion-monitoring, rendered by
-// exporters/deletion_monitor/render_rules.py into alert_rules/*.rules.yml.
+// tools/deletion_monitor_tools/render_rules.py into alert_rules/*.rules.yml.
 function(config=(import '../config/config.libsonnet')._config) {
   'deletion-recording.rules.yml': (import 'recording.libsonnet')(config),
   'deletion-alerts.rules.yml': (import 'alerts.libsonnet')(config),

@@ -1,6 +1,6 @@
 // The Alertmanager configuration of deletion-monitoring: routing tree, receivers, inhibition.
 //
-// Rendered by `python -m deletion_monitor.generate` (deletion_monitor/render_alertmanager.py)
+// Rendered by `python -m deletion_monitor_tools.generate` (tools/deletion_monitor_tools/render_alertmanager.py)
 // into alertmanager/alertmanager.yml. Object keys starting with '#' are comments: the renderer
 // writes them as YAML comments above the key they name and drops them from the config, so the
 // reason for every group_by/group_wait/group_interval/repeat_interval travels into the YAML.

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import psycopg
 
-from deletion_monitor import workload
-from deletion_monitor.pgcluster import PgCluster, apply_sql_file
-from deletion_monitor.services import ManagedProcess, free_port
+from deletion_monitor_demo import workload
+from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor_demo.services import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"

@@ -2,10 +2,10 @@
 
 A small emulator of the error-rate, post-deploy, burn-rate and p95 rules (the numbers come from
 config/config.libsonnet through load_config) runs over weeks drawn by tests/rules/simulate.py at
-1-minute resolution, as Prometheus evaluates them: counts over [t - w, t] of counters sampled
-every minute (no rate() extrapolation then), `for`, `keep_firing_for`. tests/test_simulation.py
-checks the emulator against promtool on the same series (the firing minutes of every alert
-level must agree), so the figures here are the rules' figures.
+1-minute resolution, as Prometheus evaluates them: counts over [t - w, t] of counters sampled every
+minute (no rate() extrapolation then), `for`, `keep_firing_for`. tests/rules/test_simulation.py
+checks the emulator against promtool on the same series (the firing minutes of every alert level
+must agree), so the figures here are the rules' figures.
 
     .venv/bin/python bench/bench_detection.py              # 200 healthy weeks + incident table
     .venv/bin/python bench/bench_detection.py --weeks 50 --runs 10
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "exporters"))
 
 import simulate as sim  # noqa: E402
 
-from deletion_monitor.config import load_config  # noqa: E402
+from deletion_monitor.common.config import load_config  # noqa: E402
 
 MIN = {"5m": 5, "30m": 30, "1h": 60, "2h": 120, "6h": 360, "1d": 1440, "3d": 4320}
 

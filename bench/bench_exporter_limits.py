@@ -4,8 +4,8 @@
     python bench/bench_exporter_limits.py --clients 500 --rows 5000000
 
 1. HTTP: N clients connect at the same instant and GET /metrics, against prometheus_client's
-   start_http_server (listen backlog 5) and deletion_monitor.httpserver (backlog 1024). Reports
-   how many got 200 within the client timeout and the latency percentiles.
+   start_http_server (listen backlog 5) and deletion_monitor.common.httpserver (backlog 1024).
+   Reports how many got 200 within the client timeout and the latency percentiles.
 2. A completeness check returning R rows: loaded in full (cursor.execute + fetchall, as the
    runner did before) vs the runner's LIMIT wrapper and stream (max_rows 10 000). Reports wall
    time, rows read and the growth of this process's peak RSS. Each variant runs in its own
@@ -28,7 +28,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from deletion_monitor.httpserver import start_metrics_server
+from deletion_monitor.common.httpserver import start_metrics_server
 
 CLIENT_TIMEOUT = 60.0
 
@@ -64,7 +64,7 @@ def bench_http(clients: int) -> None:
     print(f"\n### {clients} concurrent scrapes of /metrics\n")
     print("| server | listen backlog | 200 OK | p50 s | p99 s | max s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name in ("prometheus_client start_http_server", "deletion_monitor.httpserver"):
+    for name in ("prometheus_client start_http_server", "deletion_monitor.common.httpserver"):
         registry = CollectorRegistry()
         Counter("bench", "bench", registry=registry).inc()
         if name.startswith("prometheus"):
@@ -124,7 +124,7 @@ def _one_check(dsn: str, rows: int, mode: str) -> dict[str, float]:
 
 
 def bench_rows(rows: int) -> None:
-    from deletion_monitor.pgcluster import PgCluster
+    from deletion_monitor_demo.pgcluster import PgCluster
 
     print(f"\n### A completeness check returning {rows:,} rows\n")
     print("| runner | rows read | seconds | peak RSS MB (start → peak) |")

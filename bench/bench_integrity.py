@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "exporters"))
 
 from deletion_monitor.integrity.checks import Check, load_checks  # noqa: E402
 from deletion_monitor.integrity.runner import connect, run_check  # noqa: E402
-from deletion_monitor.pgcluster import PgCluster, apply_sql_file, pg_bindir  # noqa: E402
+from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file, pg_bindir  # noqa: E402
 
 # Child rows per profile; sums to 10, so --scale 1 gives 10 M child rows for 1 M profiles.
 CHILDREN_PER_PROFILE = {

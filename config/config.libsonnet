@@ -2,7 +2,7 @@
 //
 // Rules (alert_rules/), the Alertmanager tree (alertmanager/), dashboards (dashboards/) and the
 // Python reports all read this object; nothing else in the repository may hard-code a number
-// that lives here. Python reads it through deletion_monitor.config.load_config(), which also
+// that lives here. Python reads it through deletion_monitor.common.config.load_config(), which also
 // applies the spec's environment overrides (ERROR_RATE_THRESHOLD, RESPONSE_TIME_THRESHOLD,
 // CHECK_INTERVAL) and the demo's TIME_COMPRESSION, so a render with an override moves the alert,
 // the dashboard colour and the report verdict together.
@@ -162,7 +162,7 @@
       averageTarget: 2,  // spec: average deletion time < 2 s
       p95Target: 5,  // spec: P95 deletion time < 5 s
       // Response-time ladder on p95 (spec: info > 3 s, warning > 5 s, critical > 10 s).
-      // RESPONSE_TIME_THRESHOLD (ms) overrides `warning` (deletion_monitor/config.py).
+      // RESPONSE_TIME_THRESHOLD (ms) overrides `warning` (src/deletion_monitor/common/config.py).
       // Every level is a bucket boundary, so "p95 above T" is exactly "more than 5 % of the
       // deletions slower than T": the alerts count those slow deletions from the buckets.
       info: 3,

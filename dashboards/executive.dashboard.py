@@ -1,6 +1,6 @@
 """Executive / SLA dashboard: the spec's "Executive Dashboards" and "Success Metrics and KPIs".
 
-Rendered by deletion_monitor.render_dashboards (`python -m deletion_monitor.generate`).
+Rendered by deletion_monitor_tools.render_dashboards (`python -m deletion_monitor_tools.generate`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from grafanalib.core import Dashboard
 
-from deletion_monitor import dashboards_lib as lib
-from deletion_monitor.dashboards_lib import CRITICAL, WARNING, Layout
+from deletion_monitor_tools import dashboards_lib as lib
+from deletion_monitor_tools.dashboards_lib import CRITICAL, WARNING, Layout
 
 SEVERITY_COLOURS = {"critical": CRITICAL, "warning": WARNING, "info": lib.INFO}
 
@@ -364,7 +364,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
 def __getattr__(name: str) -> Any:
     # `generate-dashboard` reads the module-level `dashboard`; built lazily (see post_deploy).
     if name == "dashboard":
-        from deletion_monitor.config import load_config
+        from deletion_monitor.common.config import load_config
 
         return build(load_config())
     raise AttributeError(name)

@@ -1,6 +1,6 @@
 """Data integrity dashboard: the spec's "Data Integrity Validation" (long-term monitoring).
 
-Rendered by deletion_monitor.render_dashboards (`python -m deletion_monitor.generate`).
+Rendered by deletion_monitor_tools.render_dashboards (`python -m deletion_monitor_tools.generate`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 from grafanalib.core import Dashboard
 
-from deletion_monitor import dashboards_lib as lib
-from deletion_monitor.dashboards_lib import CRITICAL, INFO, WARNING, Layout
 from deletion_monitor.integrity.checks import CATEGORIES as CHECK_CATEGORIES
+from deletion_monitor_tools import dashboards_lib as lib
+from deletion_monitor_tools.dashboards_lib import CRITICAL, INFO, WARNING, Layout
 
 UP_MAPPINGS = lib.binary_mappings("down", "up")
 
@@ -39,7 +39,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Integrity violations (all checks)",
             "Rows that violate any integrity check, summed over checks "
             "(deletion:deletion_integrity_violations:sum from the integrity exporter, which runs "
-            "the checks in exporters/deletion_monitor/checks/ against the application database). "
+            "the checks in src/deletion_monitor/integrity/ against the application database). "
             "Spec: 0 tolerance; amber above config integrity.warning "
             f"({ig['warning']}), red above integrity.critical ({ig['critical']}).",
             lib.targets("deletion:deletion_integrity_violations:sum"),
@@ -117,7 +117,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Violations per check",
             "Current violation count of every check with its category and severity "
             "(deletion_integrity_violations). Each check's description and remediation are in "
-            "exporters/deletion_monitor/checks/default.yml and the check-integrity report.",
+            "src/deletion_monitor/integrity/default_checks.yml and the check-integrity report.",
             lib.targets(
                 f"sum by (check, category, severity) (deletion_integrity_violations{integ})",
                 instant=True,
@@ -404,7 +404,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         "Are deletions complete and is the data consistent? Orphaned records, violations per "
         "integrity check and category, the completeness audit of recent deletions, check health "
         "and freshness, the audit trail's own health, forbidden deletions, and the trend over "
-        "weeks. Data: the integrity exporter (checks in exporters/deletion_monitor/checks/) and "
+        "weeks. Data: the integrity exporter (checks in src/deletion_monitor/integrity/) and "
         "the audit exporter.",
         layout,
         time_from="7d",
@@ -416,7 +416,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
 def __getattr__(name: str) -> Any:
     # `generate-dashboard` reads the module-level `dashboard`; built lazily (see post_deploy).
     if name == "dashboard":
-        from deletion_monitor.config import load_config
+        from deletion_monitor.common.config import load_config
 
         return build(load_config())
     raise AttributeError(name)

@@ -1,7 +1,7 @@
 """Post-deployment (live) dashboard: the spec's "Real-time Dashboard" for the first 24-48 h.
 
-Rendered by deletion_monitor.render_dashboards (`python -m deletion_monitor.generate`); also
-works with grafanalib's `generate-dashboard -o out.json dashboards/post_deploy.dashboard.py`.
+Rendered by deletion_monitor_tools.render_dashboards (`python -m deletion_monitor_tools.generate`);
+also works with grafanalib's `generate-dashboard -o out.json dashboards/post_deploy.dashboard.py`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from grafanalib.core import Dashboard
 from prometheus_client.utils import floatToGoString
 
-from deletion_monitor import dashboards_lib as lib
-from deletion_monitor.dashboards_lib import CRITICAL, WARNING, Layout
+from deletion_monitor_tools import dashboards_lib as lib
+from deletion_monitor_tools.dashboards_lib import CRITICAL, WARNING, Layout
 
 
 def build(config: Mapping[str, Any]) -> Dashboard:
@@ -568,7 +568,7 @@ def __getattr__(name: str) -> Any:
     # `generate-dashboard` reads the module-level `dashboard`; build it lazily so that importing
     # this module for `build(config)` does not evaluate the config twice.
     if name == "dashboard":
-        from deletion_monitor.config import load_config
+        from deletion_monitor.common.config import load_config
 
         return build(load_config())
     raise AttributeError(name)

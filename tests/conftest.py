@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deletion_monitor.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO_ROOT / "schema"

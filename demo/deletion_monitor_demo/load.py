@@ -8,9 +8,9 @@ DELETE /api/users/{id} at a steady Poisson rate from a bounded set of workers.
 
 Scenarios (SCENARIOS) are the incidents the demo and the end-to-end tests play: an app fault
 switched on through /admin/faults, an authorization attack sent from here, or a stack action
-(stopping an exporter or the database) that only `deletion_monitor.demo` can perform.
+(stopping an exporter or the database) that only `deletion_monitor_demo.run` can perform.
 
-    deletion-monitor load --app-url http://127.0.0.1:8080 --dsn postgresql://... \
+    deletion-monitor-demo load --app-url http://127.0.0.1:8080 --dsn postgresql://... \
         --token-secret S --rate 5 --scenario error-spike --duration 60
 """
 
@@ -35,12 +35,12 @@ from typing import Any
 
 import psycopg
 
-from deletion_monitor.demo_app.auth import make_token
-from deletion_monitor.log import setup_logging
-from deletion_monitor.redaction import redact
+from deletion_monitor.common.log import setup_logging
+from deletion_monitor.common.redaction import redact
+from deletion_monitor_demo.app.auth import make_token
 
 HELP = "seed users and drive DELETE /api/users/{id} traffic against the demo app"
-log = logging.getLogger("deletion_monitor.demo_load")
+log = logging.getLogger("deletion_monitor_demo.load")
 
 # Who gets deleted, roughly as in a marketplace: mostly clients, then vendors and drivers.
 TARGET_WEIGHTS = {"CLIENT": 50, "VENDOR": 20, "DRIVER": 20, "HELPDESK": 5, "ADMIN": 5}
@@ -448,7 +448,7 @@ def set_app_faults(app_url: str, faults: dict[str, Any] | None, admin_token: str
         return json.loads(resp.read())
 
 
-# --- the `deletion-monitor load` subcommand ----------------------------------------------------
+# --- the `deletion-monitor-demo load` subcommand -----------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -485,7 +485,7 @@ def run(args: argparse.Namespace) -> int:
     elif scenario.stack_action:
         problems.append(
             f"--scenario: {args.scenario} needs the whole stack; use "
-            "`python -m deletion_monitor.demo --scenario` instead"
+            "`deletion-monitor-demo run --scenario` instead"
         )
     if not args.dsn:
         problems.append("--dsn: required (or set DATABASE_URL)")

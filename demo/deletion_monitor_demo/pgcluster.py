@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from deletion_monitor.services import free_port
+from deletion_monitor_demo.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,14 +1,14 @@
 """`make demo`: the whole stack on this machine, a live summary, and an incident on request.
 
-    python -m deletion_monitor.demo                          # healthy traffic until Ctrl-C
-    python -m deletion_monitor.demo --scenario error-spike   # fault after a healthy warm-up
-    python -m deletion_monitor.demo --scenario orphans --fault-for 60 --duration 120
+    deletion-monitor-demo run                          # healthy traffic until Ctrl-C
+    deletion-monitor-demo run --scenario error-spike   # fault after a healthy warm-up
+    deletion-monitor-demo run --scenario orphans --fault-for 60 --duration 120
 
 Starts PostgreSQL, the demo app, both exporters, Prometheus (rules rendered with
 --time-compression, default 60: a 15-minute escalation takes 15 s), Alertmanager (a demo copy
 of alertmanager/alertmanager.yml whose receivers post to local sinks) and the load generator, all
 on 127.0.0.1; prints the URLs, then what fires and who is notified. Ctrl-C or SIGTERM stops
-everything it started. Scenarios: see deletion_monitor.demo_load.SCENARIOS and docs/demo.md.
+everything it started. Scenarios: see deletion_monitor_demo.load.SCENARIOS and docs/demo.md.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from deletion_monitor import watch
-from deletion_monitor.config import ConfigError, load_config
-from deletion_monitor.demo_load import SCENARIOS
-from deletion_monitor.promapi import PrometheusClient
-from deletion_monitor.stack import Stack, StackError, StackOptions, remove_workdir
+from deletion_monitor.common.config import ConfigError, load_config
+from deletion_monitor.common.promapi import PrometheusClient
+from deletion_monitor.reports import watch
+from deletion_monitor_demo.load import SCENARIOS
+from deletion_monitor_demo.stack import Stack, StackError, StackOptions, remove_workdir
 
 # What each scenario pages, per receiver, when its fault is held for at least the compressed 30
 # minutes of the manager escalation (then cleared): PagerDuty incidents opened (distinct dedup
@@ -66,10 +66,10 @@ def expectation(name: str) -> str:
     return f"PagerDuty incidents {pages}; Slack incidents {slack}"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m deletion_monitor.demo", description=__doc__.splitlines()[0]
-    )
+HELP = "the whole stack on this machine, a live summary, and an incident on request (make demo)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
         default="healthy",
@@ -109,7 +109,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="always use free ports instead of 9090/9093/8080/…",
     )
-    return parser
 
 
 def _fmt_alerts(stack: Stack) -> list[str]:
@@ -189,8 +188,7 @@ def urls(stack: Stack) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.time_compression <= 0 or args.rate <= 0:
         print("demo: --time-compression and --rate must be positive", file=sys.stderr)
         return 2
@@ -271,4 +269,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from deletion_monitor_demo.cli import main
+
+    sys.exit(main(["run", *sys.argv[1:]]))

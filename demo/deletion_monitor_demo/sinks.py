@@ -2,7 +2,7 @@
 
 The demo and the end-to-end tests point Alertmanager at these instead of the real services
 (only Slack/PagerDuty/email are replaced; Alertmanager itself is real). The demo copy of the
-Alertmanager config (deletion_monitor.stack) puts the receiver's name in every URL
+Alertmanager config (deletion_monitor_demo.stack) puts the receiver's name in every URL
 (`/slack/<receiver>`, `/pagerduty/<receiver>`, `/webhook/<receiver>`) and in an
 `X-Demo-Receiver` email header, so each notification is attributed to the receiver that sent it.
 """

@@ -1,11 +1,11 @@
 """The whole monitoring stack on 127.0.0.1, started and stopped as one object.
 
-Used by `make demo` (deletion_monitor.demo) and the end-to-end tests (tests/e2e/):
+Used by `make demo` (deletion_monitor_demo.run) and the end-to-end tests (tests/e2e/):
 
     PostgreSQL (pgcluster) with schema/reference_app.sql + schema/deletion_audit.sql
     demo app  ->  audit exporter, integrity exporter  ->  Prometheus (rules, time-compressed)
     ->  Alertmanager (a demo copy of alertmanager.yml)  ->  local Slack/PagerDuty/webhook sink
-    and SMTP server (deletion_monitor.sinks);  the load generator drives the app.
+    and SMTP server (deletion_monitor_demo.sinks);  the load generator drives the app.
 
 Every child process is a ManagedProcess in its own process group with its log in the work
 directory; stop() stops all of them, whatever state start() reached. Nothing here knows the
@@ -31,16 +31,17 @@ from typing import Any
 import psycopg
 import yaml
 
-from deletion_monitor.config import REPO_ROOT, load_config
-from deletion_monitor.demo_app.service import PROBE_USER_ID
-from deletion_monitor.demo_load import SCENARIOS, LoadGenerator, Scenario, set_app_faults
-from deletion_monitor.durations import parse_duration
-from deletion_monitor.pgcluster import PgCluster, apply_sql_file
-from deletion_monitor.promapi import PrometheusClient, PrometheusError
-from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
-from deletion_monitor.sinks import HttpSink, NotificationLog, SmtpSink
+from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.durations import parse_duration
+from deletion_monitor.common.promapi import PrometheusClient, PrometheusError
+from deletion_monitor.integrity.checks import DEFAULT_CHECKS_PATH
+from deletion_monitor_demo.app.service import PROBE_USER_ID
+from deletion_monitor_demo.load import SCENARIOS, LoadGenerator, Scenario, set_app_faults
+from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
+from deletion_monitor_demo.sinks import HttpSink, NotificationLog, SmtpSink
 
-log = logging.getLogger("deletion_monitor.stack")
+log = logging.getLogger("deletion_monitor_demo.stack")
 
 SCHEMA_FILES = ("schema/reference_app.sql", "schema/deletion_audit.sql")
 # Ports `make demo` prefers (the usual ones, so the URLs are familiar); a taken port falls back
@@ -231,7 +232,7 @@ class Stack:
 
     def _render(self) -> dict[str, str]:
         """Rules and the Alertmanager config rendered with TIME_COMPRESSION, into the workdir."""
-        from deletion_monitor.generate import render_all
+        from deletion_monitor_tools.generate import render_all
 
         env = {"TIME_COMPRESSION": f"{self.compression:g}"} if self.compression != 1 else {}
         files = render_all(env=env)
@@ -250,14 +251,15 @@ class Stack:
         )
         if not self.rule_files:
             raise StackError(
-                "no alert rules rendered: `python -m deletion_monitor.generate` produced no "
-                "alert_rules/*.yml (is deletion_monitor.render_rules registered in RENDERERS?)"
+                "no alert rules rendered: `python -m deletion_monitor_tools.generate` produced "
+                "no alert_rules/*.yml (is deletion_monitor_tools.render_rules registered in "
+                "RENDERERS?)"
             )
         return files
 
     def _command(self, name: str, *argv: str) -> list[str]:
         """The command line of a `deletion-monitor NAME` subcommand (see run_subcommand)."""
-        return [sys.executable, "-m", "deletion_monitor.stack", name, *argv]
+        return [sys.executable, "-m", "deletion_monitor_demo.stack", name, *argv]
 
     def _spawn(self, key: str, argv: list[str], ready_url: str, timeout: float = 30) -> None:
         proc = ManagedProcess(argv, self.opts.workdir / "logs" / f"{key}.log", cwd=REPO_ROOT)
@@ -281,7 +283,7 @@ class Stack:
         self._spawn(
             "app",
             self._command(
-                "demo-app",
+                "app",
                 "--listen",
                 f"127.0.0.1:{self.ports['app']}",
                 "--dsn",
@@ -358,7 +360,7 @@ class Stack:
 
     def _compressed_checks(self) -> Path:
         """The packaged checks with every `interval` divided by the time compression."""
-        source = Path(__file__).parent / "checks" / "default.yml"
+        source = DEFAULT_CHECKS_PATH
         if not source.is_file():
             raise StackError(f"{source} is missing: the integrity exporter needs its checks")
         data = yaml.safe_load(source.read_text())
@@ -665,22 +667,26 @@ def _drop_time_windows(route: dict[str, Any], compression: float) -> None:
 
 
 def run_subcommand(argv: list[str]) -> int:
-    """`python -m deletion_monitor.stack NAME ARGS…` = `deletion-monitor NAME ARGS…`, importing
-    only that subcommand's module, so one half-finished module cannot stop the whole demo."""
+    """`python -m deletion_monitor_demo.stack NAME ARGS…` = `deletion-monitor NAME ARGS…` (or
+    `deletion-monitor-demo NAME ARGS…` for the demo's own app and load), importing only that
+    subcommand's module, so one half-finished module cannot stop the whole demo."""
     import argparse
     import importlib
 
-    from deletion_monitor.cli import COMMANDS
+    from deletion_monitor.cli import COMMANDS as PRODUCT
+    from deletion_monitor_demo.cli import COMMANDS as DEMO
 
-    if not argv or argv[0] not in COMMANDS:
-        print(f"stack: unknown subcommand {argv[:1]} (known: {', '.join(COMMANDS)})")
+    commands = {**PRODUCT, **DEMO}
+    if not argv or argv[0] not in commands:
+        print(f"stack: unknown subcommand {argv[:1]} (known: {', '.join(commands)})")
         return 2
+    prog = ("deletion-monitor-demo " if argv[0] in DEMO else "deletion-monitor ") + argv[0]
     try:
-        module = importlib.import_module(COMMANDS[argv[0]])
+        module = importlib.import_module(commands[argv[0]])
     except ImportError as exc:
-        print(f"stack: `deletion-monitor {argv[0]}` is not available: {exc}")
+        print(f"stack: `{prog}` is not available: {exc}")
         return 2
-    parser = argparse.ArgumentParser(prog=f"deletion-monitor {argv[0]}")
+    parser = argparse.ArgumentParser(prog=prog)
     module.add_arguments(parser)
     return int(module.run(parser.parse_args(argv[1:])) or 0)
 

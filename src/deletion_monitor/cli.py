@@ -16,13 +16,11 @@ from deletion_monitor import __version__
 
 # subcommand name -> module. Add new subcommands here.
 COMMANDS: dict[str, str] = {
-    "audit-exporter": "deletion_monitor.audit_exporter",
+    "audit-exporter": "deletion_monitor.audit.exporter",
     "integrity-exporter": "deletion_monitor.integrity.exporter",
     "check-integrity": "deletion_monitor.integrity.report",
-    "watch": "deletion_monitor.watch",
-    "report": "deletion_monitor.report",
-    "demo-app": "deletion_monitor.demo_app.server",
-    "load": "deletion_monitor.demo_load",
+    "watch": "deletion_monitor.reports.watch",
+    "report": "deletion_monitor.reports.report",
 }
 
 
@@ -34,13 +32,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every registered subcommand."""
-    parser = _Parser(prog="deletion-monitor", description=__doc__.splitlines()[0])
+def build_parser(
+    prog: str = "deletion-monitor",
+    commands: dict[str, str] = COMMANDS,
+    description: str = __doc__.splitlines()[0],
+) -> argparse.ArgumentParser:
+    """The full parser with every subcommand of `commands` (the demo's own command reuses it
+    with its subcommands)."""
+    parser = _Parser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name, module_name in COMMANDS.items():
+    for name, module_name in commands.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
@@ -48,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Parse arguments and run the chosen subcommand; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = (parser or build_parser()).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """What every end-to-end scenario module shares: one real stack per module, the waits, and the
 page accounting (exact pages per PagerDuty receiver and Slack channel, nothing after the clear).
 
-The stack (deletion_monitor.stack) is PostgreSQL, the demo app, both exporters, Prometheus with
+The stack (deletion_monitor_demo.stack) is PostgreSQL, the demo app, both exporters, Prometheus with
 the rules rendered at COMPRESSION, Alertmanager with a demo copy of the routing tree, the local
 Slack/PagerDuty sink and SMTP server and the load generator. Only Slack, PagerDuty and email are
 stand-ins; every other part is the real process. The scenario modules (test_*.py here) each get
@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from deletion_monitor.demo import EXPECTED_PAGES, PAGE_RECEIVERS, SLACK_RECEIVERS
-from deletion_monitor.stack import Stack, StackOptions, remove_workdir
+from deletion_monitor_demo.run import EXPECTED_PAGES, PAGE_RECEIVERS, SLACK_RECEIVERS
+from deletion_monitor_demo.stack import Stack, StackOptions, remove_workdir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPRESSION = 60.0
@@ -144,7 +144,7 @@ def page_counts(
 def assert_pages(
     stack: Stack, scenario: str, t0: float, cleared: float, follows: tuple[str, ...] = ()
 ) -> dict[str, int]:
-    """The exact pages of `scenario` until the clear (deletion_monitor.demo.EXPECTED_PAGES, what
+    """The exact pages of `scenario` until the clear (deletion_monitor_demo.run.EXPECTED_PAGES, what
     the demo prints and docs/demo.md lists), one dedup key per PagerDuty receiver, and after the
     clear no PagerDuty incident opened (a trigger of an open key is an update, not a page) and no
     Slack channel told about an incident it had not heard of, except the incidents in `follows`:

@@ -27,8 +27,8 @@ from e2e_support import (
     wait,
 )
 
-from deletion_monitor.demo import PAGE_RECEIVERS, SLACK_RECEIVERS
-from deletion_monitor.stack import Stack
+from deletion_monitor_demo.run import PAGE_RECEIVERS, SLACK_RECEIVERS
+from deletion_monitor_demo.stack import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -247,7 +247,7 @@ NO_DATA_HERE = {
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     """Every panel query of the generated dashboards returns data from the live stack, except
     the listed ones whose source this stack does not run (reported as skipped with why)."""
-    render = pytest.importorskip("deletion_monitor.render_dashboards")
+    render = pytest.importorskip("deletion_monitor_tools.render_dashboards")
     if not hasattr(render, "all_panel_queries"):
         pytest.skip("render_dashboards.all_panel_queries() does not exist yet")
     # The scenarios before may have run on fresh monitoring (reset_monitoring), so this test

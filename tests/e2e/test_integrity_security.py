@@ -21,7 +21,7 @@ from e2e_support import (
     wait,
 )
 
-from deletion_monitor.stack import Stack
+from deletion_monitor_demo.stack import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from deletion_monitor.config import REPO_ROOT, ConfigError, load_config
-from deletion_monitor.render_alertmanager import OUTPUT, render
-from deletion_monitor.services import require_binary
+from deletion_monitor.common.config import REPO_ROOT, ConfigError, load_config
+from deletion_monitor_demo.services import require_binary
+from deletion_monitor_tools.render_alertmanager import OUTPUT, render
 
 AM_YML = REPO_ROOT / OUTPUT
 AM_DIR = REPO_ROOT / "alertmanager"

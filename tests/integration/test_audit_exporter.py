@@ -1,9 +1,9 @@
 """The audit exporter against a real PostgreSQL: exact, lossless, bounded, survives the database.
 
 The exporter runs in-process here (its real HTTP server on a free port, its real poller thread);
-tests/test_audit_exporter_cli.py runs it as a subprocess. Every comparison is between a scrape
-parsed with prometheus_client's parser and an independent SQL GROUP BY over the table (written
-differently from the exporter's own SQL: per-bound FILTER counts instead of width_bucket).
+tests/integration/test_audit_exporter_cli.py runs it as a subprocess. Every comparison is between a
+scrape parsed with prometheus_client's parser and an independent SQL GROUP BY over the table
+(written differently from the exporter's own SQL: per-bound FILTER counts instead of width_bucket).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from deletion_monitor import workload
-from deletion_monitor.audit_exporter import AuditExporter, ExporterConfig, scrape_values
-from deletion_monitor.audit_state import (
+from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig, scrape_values
+from deletion_monitor.audit.state import (
     CASCADE_BUCKETS,
     DEFAULT_DURATION_BUCKETS,
     ERROR_TYPES,
     USER_TYPES,
 )
+from deletion_monitor_demo import workload
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -387,7 +387,7 @@ def test_permissive_table_null_duration_counted_invalid(pg_dsn: str, run_exporte
     """--table pointing at a table without NOT NULL: NULL duration counted and skipped."""
     from test_audit_exporter_schema import SCHEMA
 
-    from deletion_monitor.pgcluster import apply_sql_file
+    from deletion_monitor_demo.pgcluster import apply_sql_file
 
     apply_sql_file(pg_dsn, SCHEMA)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 from test_audit_exporter import Key, assert_exact, k, truth
 
-from deletion_monitor import workload
-from deletion_monitor.audit_exporter import scrape_values
-from deletion_monitor.services import ManagedProcess, free_port
+from deletion_monitor.audit.exporter import scrape_values
+from deletion_monitor_demo import workload
+from deletion_monitor_demo.services import ManagedProcess, free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "deletion_monitor", "audit-exporter"]
 PASSWORD = "s3cr3t-Pa55"
 # Series that belong to one process (they legitimately differ after a restart).
@@ -165,7 +165,7 @@ def test_bad_flags_exit_2(args: list[str], word: str) -> None:
 
 def test_database_down_at_start_up_is_an_outage_not_a_crash(tmp_path: Path) -> None:
     """Started while PostgreSQL is down, the exporter serves up=0, then catches up exactly."""
-    from deletion_monitor.pgcluster import PgCluster, apply_sql_file
+    from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 
     cluster = PgCluster()
     # The schema exists before the exporter starts, so that once the server is back the only

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from conftest import SCHEMA_DIR
 
-from deletion_monitor.pgcluster import apply_sql_file
+from deletion_monitor_demo.pgcluster import apply_sql_file
 
 SCHEMA = SCHEMA_DIR / "deletion_audit.sql"
 ADAPTER = SCHEMA_DIR / "legacy_audit_logs_adapter.sql"

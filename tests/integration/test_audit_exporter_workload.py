@@ -1,4 +1,5 @@
-"""deletion_monitor.workload: the synthetic audit rows the demo, benchmarks and tests rely on."""
+"""deletion_monitor_demo.workload: the synthetic audit rows the demo, benchmarks and tests rely
+on."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections import Counter
 
 import psycopg
 
-from deletion_monitor import workload
-from deletion_monitor.audit_state import ERROR_TYPES, USER_TYPES
+from deletion_monitor.audit.state import ERROR_TYPES, USER_TYPES
+from deletion_monitor_demo import workload
 
 
 def test_generated_mix_is_realistic_and_deterministic() -> None:

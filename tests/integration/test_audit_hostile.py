@@ -5,7 +5,8 @@
 - values PostgreSQL stores but Python or float math cannot handle (infinite or BC timestamps,
   durations whose sum overflows, counts beyond float range): each one failed every poll, for good;
 - a merge that failed halfway was merged again on retry (double counting).
-Each test compares a scrape with the independent GROUP BY truth of tests/test_audit_exporter.py.
+Each test compares a scrape with the independent GROUP BY truth of
+tests/integration/test_audit_exporter.py.
 """
 
 # ruff: noqa: F811  (run_exporter is a fixture imported from test_audit_exporter)
@@ -29,9 +30,10 @@ from test_audit_exporter import (  # noqa: F401
     wait_for,
 )
 
-from deletion_monitor import audit_state, workload
-from deletion_monitor.audit_exporter import AuditExporter, ExporterConfig, connect
-from deletion_monitor.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor.audit import state as audit_state
+from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig, connect
+from deletion_monitor_demo import workload
+from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 
 # First transaction id of pg_xact segment 100 (2**20 ids per segment): above 10**8, and the first
 # id on its clog page, so the server creates that page itself after pg_resetwal -x.

@@ -27,7 +27,7 @@ from test_audit_exporter import (  # noqa: F401
     wait_for,
 )
 
-from deletion_monitor import workload
+from deletion_monitor_demo import workload
 
 LAG = k("deletion_audit_cursor_lag_seconds")
 FOREIGN = k("deletion_audit_foreign_tx_rows")
@@ -78,7 +78,7 @@ def test_rows_with_another_clusters_tx_are_reported(
                 "VALUES (%s::text::xid8, 'success', 1, 'secret-user-id')",
                 (str(current + offset),),
             )
-    caplog.set_level(logging.WARNING, logger="deletion_monitor.audit_exporter")
+    caplog.set_level(logging.WARNING, logger="deletion_monitor.audit.exporter")
     _, port = run_exporter(audit_dsn)
     values = wait_for(port, lambda v: v.get(FOREIGN) == 2)
     assert values[INGESTED] == 30  # the others are read

@@ -27,9 +27,9 @@ import psycopg
 import pytest
 from test_audit_exporter import Key, assert_exact, k, truth
 
-from deletion_monitor import workload
-from deletion_monitor.audit_exporter import scrape_values
-from deletion_monitor.services import ManagedProcess, free_port
+from deletion_monitor.audit.exporter import scrape_values
+from deletion_monitor_demo import workload
+from deletion_monitor_demo.services import ManagedProcess, free_port
 
 _BIN = Path(sys.executable).parent / "deletion-monitor"
 CLI = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "deletion_monitor"]

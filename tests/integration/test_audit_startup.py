@@ -31,8 +31,9 @@ from test_audit_exporter import (  # noqa: F401
 )
 from test_audit_exporter_cli import PROCESS_LOCAL
 
-from deletion_monitor import audit_exporter, workload
-from deletion_monitor.audit_exporter import AuditExporter, ExporterConfig, scrape_values
+from deletion_monitor.audit import exporter as audit_exporter
+from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig, scrape_values
+from deletion_monitor_demo import workload
 
 READY = k("deletion_audit_ready")
 UP = k("deletion_audit_up")
@@ -53,7 +54,7 @@ def test_long_start_up_is_alive_not_ready_and_then_exact(
     monkeypatch.setattr(audit_exporter, "LOAD_PROGRESS_LOG_SECONDS", 0.2)
     workload.insert_rows(audit_dsn, 3000, seed=31, invalid_rate=0.02)
     exporter = SlowLoad(ExporterConfig(dsn=audit_dsn, poll_interval=0.1, initial_chunk_rows=100))
-    caplog.set_level(logging.INFO, logger="deletion_monitor.audit_exporter")
+    caplog.set_level(logging.INFO, logger="deletion_monitor.audit.exporter")
     port = exporter.serve("127.0.0.1", 0)
     try:
         during: list[dict[Key, float]] = []
@@ -178,7 +179,7 @@ def test_capped_labels_are_the_same_after_a_restart(audit_dsn: str, run_exporter
 
 
 def test_backoff_is_bounded_for_any_number_of_failures() -> None:
-    from deletion_monitor.audit_exporter import backoff_delay
+    from deletion_monitor.audit.exporter import backoff_delay
 
     assert backoff_delay(1, 5.0, 30.0) == 5.0
     assert backoff_delay(2, 5.0, 30.0) == 10.0

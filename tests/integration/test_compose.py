@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # Job names the rules, dashboards and config selectors rely on (brief: metric contracts).
 CONTRACT_JOBS = {

@@ -1,7 +1,8 @@
 """Grafana dashboards: structure, PromQL that parses, no dead panels, thresholds from the config.
 
-The committed JSON's drift from its source is `python -m deletion_monitor.generate --check`'s job;
-running each query against a live Prometheus is the end-to-end suite's (all_panel_queries()).
+The committed JSON's drift from its source is `python -m deletion_monitor_tools.generate
+--check`'s job; running each query against a live Prometheus is the end-to-end suite's
+(all_panel_queries()).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deletion_monitor import dashboards_lib as lib
-from deletion_monitor import lint_dashboards, metric_catalog
-from deletion_monitor.config import CONFIG_PATH, REPO_ROOT, load_config
-from deletion_monitor.render_dashboards import (
+from deletion_monitor.common.config import CONFIG_PATH, REPO_ROOT, load_config
+from deletion_monitor_tools import dashboards_lib as lib
+from deletion_monitor_tools import lint_dashboards, metric_catalog
+from deletion_monitor_tools.render_dashboards import (
     all_panel_queries,
     build_all,
     iter_panels,

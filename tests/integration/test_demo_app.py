@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from deletion_monitor.demo_app.faults import Faults, parse_faults
-from deletion_monitor.demo_app.server import DemoApp
-from deletion_monitor.demo_app.service import DeletionService
-from deletion_monitor.demo_load import Seeder
+from deletion_monitor_demo.app.faults import Faults, parse_faults
+from deletion_monitor_demo.app.server import DemoApp
+from deletion_monitor_demo.app.service import DeletionService
+from deletion_monitor_demo.load import Seeder
 
 SECRET = "test-secret"
 ORPHANS = {
@@ -283,7 +283,7 @@ def test_auth_bypass_fault_lets_anyone_delete(service, people, app_dsn) -> None:
 def test_probe_calls_on_the_reserved_id_stay_out_of_the_audit_log(service, app_dsn) -> None:
     """The blackbox probe's bogus-token DELETE is refused like any other (401) but is not a
     deletion attempt: no audit row (it would trip the security alert by itself), a counter."""
-    from deletion_monitor.demo_app.service import PROBE_USER_ID
+    from deletion_monitor_demo.app.service import PROBE_USER_ID
 
     outcome = service.delete_user("Bearer invalid-token-from-blackbox-probe", PROBE_USER_ID)
     assert outcome.status == 401

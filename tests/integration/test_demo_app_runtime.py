@@ -13,9 +13,9 @@ import gc
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from deletion_monitor.config import load_config
-from deletion_monitor.demo_app.faults import Faults
-from deletion_monitor.demo_app.runtime import (
+from deletion_monitor.common.config import load_config
+from deletion_monitor_demo.app.faults import Faults
+from deletion_monitor_demo.app.runtime import (
     DB_QUERY_BUCKETS,
     BucketCounts,
     GcTimer,
@@ -23,8 +23,8 @@ from deletion_monitor.demo_app.runtime import (
     TimedConnection,
     cpu_limit_cores,
 )
-from deletion_monitor.demo_app.server import _AppCollector
-from deletion_monitor.demo_app.service import DeletionService
+from deletion_monitor_demo.app.server import _AppCollector
+from deletion_monitor_demo.app.service import DeletionService
 
 
 def test_names_and_buckets_are_the_configured_ones() -> None:

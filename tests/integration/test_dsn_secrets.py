@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deletion_monitor import redaction
-from deletion_monitor.pgcluster import REPO_ROOT, PgCluster
+from deletion_monitor.common import redaction
+from deletion_monitor_demo.pgcluster import REPO_ROOT, PgCluster
 
 CLI = str(REPO_ROOT / ".venv" / "bin" / "deletion-monitor")
 # Two halves, each distinctive, so that a leaked fragment is caught as well as the whole.
@@ -177,7 +177,7 @@ def test_audit_check_only_warns_about_a_password_in_the_dsn_flag(audit_dsn: str)
 def test_serving_exporters_warn_once_about_a_password_in_the_dsn_flag(
     audit_dsn: str, tmp_path: Path
 ) -> None:
-    from deletion_monitor.services import ManagedProcess, free_port, wait_http
+    from deletion_monitor_demo.services import ManagedProcess, free_port, wait_http
 
     dsn = audit_dsn.replace("postgres@", f"postgres:{HEAD}{TAIL}@")
     for name, extra in (

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deletion_monitor.audit_exporter import AuditExporter, ExporterConfig
-from deletion_monitor.pgcluster import REPO_ROOT
-from deletion_monitor.services import ManagedProcess, free_port, wait_http
+from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig
+from deletion_monitor_demo.pgcluster import REPO_ROOT
+from deletion_monitor_demo.services import ManagedProcess, free_port, wait_http
 
 CLIENTS = 200
 # Generous per-client socket timeout: the bound that makes a dropped SYN (the old backlog of 5
@@ -131,7 +131,7 @@ def test_head_is_200_with_headers_and_no_body(
 def test_metrics_server_stops_and_frees_the_port() -> None:
     from prometheus_client import CollectorRegistry
 
-    from deletion_monitor.httpserver import start_metrics_server
+    from deletion_monitor.common.httpserver import start_metrics_server
 
     server = start_metrics_server("127.0.0.1", 0, CollectorRegistry())
     port = server.server_port
@@ -151,7 +151,7 @@ def test_metrics_server_stops_and_frees_the_port() -> None:
 def test_a_failing_collector_is_a_500_not_a_dropped_connection() -> None:
     from prometheus_client import CollectorRegistry
 
-    from deletion_monitor.httpserver import start_metrics_server
+    from deletion_monitor.common.httpserver import start_metrics_server
 
     class Broken:
         def collect(self) -> list:

@@ -22,8 +22,8 @@ from deletion_monitor.integrity.checks import (
 )
 from deletion_monitor.integrity.report import severity_level
 from deletion_monitor.integrity.runner import connect, run_check
-from deletion_monitor.pgcluster import REPO_ROOT, apply_sql_file
-from deletion_monitor.services import free_port
+from deletion_monitor_demo.pgcluster import REPO_ROOT, apply_sql_file
+from deletion_monitor_demo.services import free_port
 
 
 def _uid() -> str:

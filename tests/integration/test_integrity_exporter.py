@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from deletion_monitor.integrity.checks import Check, parse_checks
 from deletion_monitor.integrity.collector import IntegrityCollector
 from deletion_monitor.integrity.scheduler import CheckStatus, Scheduler
-from deletion_monitor.pgcluster import REPO_ROOT, PgCluster, apply_sql_file
-from deletion_monitor.services import ManagedProcess, free_port, wait_http
+from deletion_monitor_demo.pgcluster import REPO_ROOT, PgCluster, apply_sql_file
+from deletion_monitor_demo.services import ManagedProcess, free_port, wait_http
 
 ORPHAN_SQL = (
     "SELECT count(*) FROM sessions c WHERE NOT EXISTS "

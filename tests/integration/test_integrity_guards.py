@@ -18,7 +18,7 @@ from deletion_monitor.cli import main
 from deletion_monitor.integrity.checks import Check, parse_checks
 from deletion_monitor.integrity.runner import connect, run_check
 from deletion_monitor.integrity.scheduler import Scheduler
-from deletion_monitor.services import free_port
+from deletion_monitor_demo.services import free_port
 
 BASE: dict[str, Any] = {
     "name": "ok_check",

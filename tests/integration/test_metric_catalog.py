@@ -8,8 +8,9 @@ from __future__ import annotations
 from test_audit_exporter import ingested, run_exporter, wait_for  # noqa: F401
 from test_integrity_exporter import ORPHAN_SQL, _checks, _scrape, _status, _wait
 
-from deletion_monitor import metric_catalog, workload
 from deletion_monitor.integrity.scheduler import Scheduler
+from deletion_monitor_demo import workload
+from deletion_monitor_tools import metric_catalog
 
 
 def _check_catalogue(sample_names: set[str], job: str) -> None:

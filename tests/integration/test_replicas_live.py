@@ -25,12 +25,14 @@ import psycopg
 import pytest
 from test_integrity_exporter import ORPHAN_CHECK, ORPHAN_SQL, _checks_file, _seed_orphan_sessions
 
-from deletion_monitor import render_rules, report, watch, workload
-from deletion_monitor.config import REPO_ROOT, load_config
-from deletion_monitor.pgcluster import PgCluster, apply_sql_file
-from deletion_monitor.promapi import PrometheusClient
-from deletion_monitor.render_dashboards import all_panel_queries
-from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
+from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.promapi import PrometheusClient
+from deletion_monitor.reports import report, watch
+from deletion_monitor_demo import workload
+from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
+from deletion_monitor_tools import render_rules
+from deletion_monitor_tools.render_dashboards import all_panel_queries
 
 pytestmark = pytest.mark.slow  # ~30 s: two exporters and a Prometheus, waited on in real time
 

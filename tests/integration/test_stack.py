@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deletion_monitor.generate import render_all
-from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
-from deletion_monitor.sinks import HttpSink, NotificationLog, SmtpSink
-from deletion_monitor.stack import REPO_ROOT, demo_alertmanager_config
+from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
+from deletion_monitor_demo.sinks import HttpSink, NotificationLog, SmtpSink
+from deletion_monitor_demo.stack import REPO_ROOT, demo_alertmanager_config
+from deletion_monitor_tools.generate import render_all
 
 SINK = "http://127.0.0.1:9"
 

@@ -26,10 +26,11 @@ from typing import Any
 
 import pytest
 
-from deletion_monitor import report, report_render, watch
-from deletion_monitor.config import CONFIG_PATH, load_config
-from deletion_monitor.promapi import PrometheusClient, PrometheusError
-from deletion_monitor.services import ManagedProcess, free_port, require_binary, wait_http
+from deletion_monitor.common.config import CONFIG_PATH, load_config
+from deletion_monitor.common.promapi import PrometheusClient, PrometheusError
+from deletion_monitor.reports import render as report_render
+from deletion_monitor.reports import report, watch
+from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
 
 STEP = 300
 WEEK = 7 * 86400
@@ -986,7 +987,7 @@ def test_watch_interval_from_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_docs_list_every_rule_and_limit() -> None:
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "reports.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reports.md").read_text()
     for rule in report.RULES:
         assert f"| `{rule.id}` | {rule.category} | {rule.condition} |" in doc, rule.id
     for name, value in report.LIMITS.items():
@@ -1000,7 +1001,7 @@ def test_watch_first_hour_on_existing_audit_log(
     # The late job was first scraped 30 min before `at` with 1000 deletions of history: the
     # console shows the 12 of the last half hour, not 1012, and says coverage is partial.
     override = tmp_path / "late.libsonnet"
-    real = Path(__file__).resolve().parents[1] / "config" / "config.libsonnet"
+    real = Path(__file__).resolve().parents[2] / "config" / "config.libsonnet"
     override.write_text(
         f"(import {json.dumps(str(real))}) + "
         f"{{ _config+:: {{ auditExporterSelector: {json.dumps(LATE_JOB)} }} }}\n"
@@ -1022,7 +1023,7 @@ def test_refusals_of_unauthorised_callers_are_not_errors(
     # breaches (security), the error rate does not; with nothing excluded it would.
     for var in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
         monkeypatch.delenv(var, raising=False)
-    real = Path(__file__).resolve().parents[1] / "config" / "config.libsonnet"
+    real = Path(__file__).resolve().parents[2] / "config" / "config.libsonnet"
 
     def use_config(excluded: str) -> None:
         override = tmp_path / f"refused{len(excluded)}.libsonnet"
@@ -1130,7 +1131,7 @@ def test_watch_with_a_wrong_job_label_is_unknown_and_with_the_right_one_ok(
 
     # The same hour with a typo in the audit job: its two series are missing, exit 2; the figures
     # from the other exporters are still measured.
-    real = Path(__file__).resolve().parents[1] / "config" / "config.libsonnet"
+    real = Path(__file__).resolve().parents[2] / "config" / "config.libsonnet"
     override = tmp_path / "wrong-job.libsonnet"
     wrong = 'job="deletion-audit-exporte"'
     override.write_text(

@@ -17,7 +17,7 @@ histogram, the deploy marker) drawn from a seeded generator:
 refuses a query over ~10 000 samples, so a week is checked in parts (one day each, six hours of
 warm-up for the 6 h windows; the 1 w anomaly records are info only).
 
-Used by tests/test_simulation.py (promtool, several seeds) and bench/bench_detection.py (an
+Used by tests/rules/test_simulation.py (promtool, several seeds) and bench/bench_detection.py (an
 emulator of the rules over hundreds of weeks). ``python tests/rules/simulate.py --seed 3 --out DIR``
 writes one week's files for a look by hand.
 """

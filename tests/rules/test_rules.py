@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deletion_monitor import generate, lint_rules, render_rules
-from deletion_monitor.config import load_config
+from deletion_monitor.common.config import load_config
+from deletion_monitor_tools import generate, lint_rules, render_rules
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_FILES = sorted((REPO_ROOT / "tests" / "rules").glob("*.yml"))
 RULE_FILES = ["alert_rules/deletion-alerts.rules.yml", "alert_rules/deletion-recording.rules.yml"]
 
@@ -71,8 +71,8 @@ def _render_into(
 ) -> dict[str, Any]:
     """Render the rules with env overrides into tmp; return the groups and rules.
 
-    via_cli runs `python -m deletion_monitor.generate --env --out tmp` (all renderers, as the demo
-    does); otherwise only this renderer runs, which is faster.
+    via_cli runs `python -m deletion_monitor_tools.generate --env --out tmp` (all renderers, as
+    the demo does); otherwise only this renderer runs, which is faster.
     """
     for key in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
         monkeypatch.delenv(key, raising=False)

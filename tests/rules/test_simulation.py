@@ -28,14 +28,14 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "rules"))
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_detection as bench  # noqa: E402
 import simulate as sim  # noqa: E402
 
-from deletion_monitor.config import load_config  # noqa: E402
+from deletion_monitor.common.config import load_config  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 

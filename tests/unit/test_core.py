@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from deletion_monitor.config import ConfigError, env_overrides, load_config
-from deletion_monitor.log import JsonFormatter
-from deletion_monitor.redaction import redact
+from deletion_monitor.common.config import ConfigError, env_overrides, load_config
+from deletion_monitor.common.log import JsonFormatter
+from deletion_monitor.common.redaction import redact
 
 
 def test_config_defaults_match_the_spec() -> None:

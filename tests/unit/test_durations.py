@@ -1,4 +1,5 @@
-"""deletion_monitor.durations: the one Prometheus-duration parser and formatter, and its users."""
+"""deletion_monitor.common.durations: the one Prometheus-duration parser and formatter, and its
+users."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import math
 
 import pytest
 
-from deletion_monitor import dashboards_lib, promapi
-from deletion_monitor.config import load_config
-from deletion_monitor.durations import format_duration, parse_duration
-from deletion_monitor.render_dashboards import replace_macros
+from deletion_monitor.common import promapi
+from deletion_monitor.common.config import load_config
+from deletion_monitor.common.durations import format_duration, parse_duration
+from deletion_monitor_tools import dashboards_lib
+from deletion_monitor_tools.render_dashboards import replace_macros
 
 DAY = 86400
 
@@ -175,7 +177,7 @@ def test_grafana_range_macros_accept_any_prometheus_duration() -> None:
 
 
 def test_stack_compresses_the_digest_route_timings() -> None:
-    from deletion_monitor.stack import _drop_time_windows
+    from deletion_monitor_demo.stack import _drop_time_windows
 
     route = {
         "routes": [

@@ -1,5 +1,5 @@
-"""deletion_monitor.lint_config_literals: config values repeated in Python are caught, the tree
-is clean."""
+"""deletion_monitor_tools.lint_config_literals: config values repeated in Python are caught, the
+tree is clean."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from deletion_monitor import lint, lint_config_literals
-from deletion_monitor.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor_tools import lint, lint_config_literals
 
-PLANTED_REL = "exporters/deletion_monitor/planted.py"
+PLANTED_REL = "src/deletion_monitor/planted.py"
 # Each line repeats something config.libsonnet defines; the comment names what the lint says.
 PLANTED = '''\
 """Docstrings may name foreign_key, cascade and manual_cleanup: documentation is not checked."""
@@ -83,13 +83,14 @@ def config() -> dict[str, Any]:
 
 
 def _copy_sources(dest: Path) -> None:
-    """The package and the dashboard sources, as lint() reads them, under `dest`."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(
-        REPO_ROOT / "exporters" / "deletion_monitor",
-        dest / "exporters" / "deletion_monitor",
-        ignore=ignore,
-    )
+    """The packages and the dashboard sources, as lint() reads them, under `dest`."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for package in (
+        "src/deletion_monitor",
+        "tools/deletion_monitor_tools",
+        "demo/deletion_monitor_demo",
+    ):
+        shutil.copytree(REPO_ROOT / package, dest / package, ignore=ignore)
     (dest / "dashboards").mkdir()
     for source in (REPO_ROOT / "dashboards").glob("*.dashboard.py"):
         shutil.copy(source, dest / "dashboards" / source.name)
@@ -100,7 +101,7 @@ def test_the_tree_repeats_no_config_value() -> None:
 
 
 def test_make_lint_runs_it() -> None:
-    assert "deletion_monitor.lint_config_literals" in lint.LINTERS
+    assert "deletion_monitor_tools.lint_config_literals" in lint.LINTERS
 
 
 def test_a_planted_file_is_caught_line_by_line(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_a_planted_file_is_caught_line_by_line(tmp_path: Path) -> None:
     (tmp_path / PLANTED_REL).write_text(PLANTED)
     problems = lint_config_literals.lint(root=tmp_path)
     assert all(p.startswith(PLANTED_REL + ":") for p in problems), problems
-    found = [(p.split(" ", 1)[0].removeprefix("exporters/deletion_monitor/"), p) for p in problems]
+    found = [(p.split(" ", 1)[0].removeprefix("src/deletion_monitor/"), p) for p in problems]
     for where, path in EXPECTED:
         assert any(w == where and f"config {path}" in p for w, p in found), (where, problems)
     assert len(problems) == len(EXPECTED), problems
@@ -129,14 +130,14 @@ def test_the_lint_reads_the_config_it_is_given(config: dict[str, Any]) -> None:
 
 def test_sanctioned_copies_must_stay_equal_to_the_config(tmp_path: Path) -> None:
     _copy_sources(tmp_path)
-    runtime = tmp_path / "exporters" / "deletion_monitor" / "demo_app" / "runtime.py"
+    runtime = tmp_path / "demo" / "deletion_monitor_demo" / "app" / "runtime.py"
     text = runtime.read_text()
     assert "DB_QUERY_BUCKETS = (0.005, 0.01," in text
     runtime.write_text(
         text.replace("DB_QUERY_BUCKETS = (0.005, 0.01,", "DB_QUERY_BUCKETS = (0.01,")
     )
     assert lint_config_literals.lint(root=tmp_path) == [
-        "exporters/deletion_monitor/demo_app/runtime.py: DB_QUERY_BUCKETS is no longer equal to "
+        "demo/deletion_monitor_demo/app/runtime.py: DB_QUERY_BUCKETS is no longer equal to "
         "config dbQueryBuckets"
     ]
     runtime.write_text(text.replace("DB_QUERY_BUCKETS", "QUERY_BUCKETS"))

@@ -1,9 +1,9 @@
-"""The notification sinks' page counting (deletion_monitor.sinks): what the demo prints and the
+"""The notification sinks' page counting (deletion_monitor_demo.sinks): what the demo prints and the
 end-to-end tests assert. Fast, no processes."""
 
 from __future__ import annotations
 
-from deletion_monitor.sinks import Notification, NotificationLog, parse_pagerduty, parse_slack
+from deletion_monitor_demo.sinks import Notification, NotificationLog, parse_pagerduty, parse_slack
 
 
 def _pd(receiver: str, action: str, key: str, incident: str = "availability") -> dict:

@@ -31,10 +31,10 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from deletion_monitor.config import load_config
-from deletion_monitor.durations import format_duration, parse_duration
-from deletion_monitor.promapi import dedup as promapi_dedup
-from deletion_monitor.report import (
+from deletion_monitor.common.config import load_config
+from deletion_monitor.common.durations import format_duration, parse_duration
+from deletion_monitor.common.promapi import dedup as promapi_dedup
+from deletion_monitor.reports.report import (
     counted_failures_matcher,
     excluded_error_types,
     orphan_categories,

@@ -1,7 +1,7 @@
 """Render every generated artefact from its source, or check that the committed copies match.
 
-    python -m deletion_monitor.generate          # write files
-    python -m deletion_monitor.generate --check  # exit 1 and list files that drifted
+    python -m deletion_monitor_tools.generate          # write files
+    python -m deletion_monitor_tools.generate --check  # exit 1 and list files that drifted
 
 Each renderer module defines `render(config) -> dict[relative_path, text]`. Renderers must be
 deterministic (sorted keys, no timestamps) so that the drift check is exact. The committed files
@@ -17,13 +17,13 @@ import importlib
 import sys
 from pathlib import Path
 
-from deletion_monitor.config import REPO_ROOT, ConfigError, load_config
+from deletion_monitor.common.config import REPO_ROOT, ConfigError, load_config
 
 # Renderer modules, in the order their output is written. Add new renderers here.
 RENDERERS: list[str] = [
-    "deletion_monitor.render_rules",
-    "deletion_monitor.render_alertmanager",
-    "deletion_monitor.render_dashboards",
+    "deletion_monitor_tools.render_rules",
+    "deletion_monitor_tools.render_alertmanager",
+    "deletion_monitor_tools.render_dashboards",
 ]
 
 

@@ -11,9 +11,9 @@ import importlib
 import sys
 
 LINTERS: list[str] = [
-    "deletion_monitor.lint_rules",
-    "deletion_monitor.lint_dashboards",
-    "deletion_monitor.lint_config_literals",
+    "deletion_monitor_tools.lint_rules",
+    "deletion_monitor_tools.lint_dashboards",
+    "deletion_monitor_tools.lint_config_literals",
 ]
 
 

@@ -2,8 +2,8 @@
 
 config.libsonnet is the one source of every threshold, window and list (its header). A copy
 typed into Python silently disagrees with the rules and the dashboards after the next config edit,
-so this lint reads every Python file of the package (exporters/deletion_monitor/) and the
-dashboard sources (dashboards/*.dashboard.py) and reports:
+so this lint reads every Python file of the product (src/deletion_monitor/), the build tools
+(tools/), the demo (demo/) and the dashboard sources (dashboards/*.dashboard.py) and reports:
 
 - a list, tuple or set literal of strings with the same members as a config list of at least two
   strings (integrity.orphanCategories, replicaLabels, errorRate.evidenceWindows, ...);
@@ -33,19 +33,24 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from deletion_monitor.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import REPO_ROOT, load_config
 
-SOURCES = ("exporters/deletion_monitor/**/*.py", "dashboards/*.dashboard.py")
+SOURCES = (
+    "src/deletion_monitor/**/*.py",
+    "tools/deletion_monitor_tools/**/*.py",
+    "demo/deletion_monitor_demo/**/*.py",
+    "dashboards/*.dashboard.py",
+)
 
 # Copies of a config list that are kept on purpose: (file, name) -> (config path, why). The lint
 # checks each one still equals the config.
 SANCTIONED: dict[tuple[str, str], tuple[str, str]] = {
-    ("exporters/deletion_monitor/audit_state.py", "DEFAULT_DURATION_BUCKETS"): (
+    ("src/deletion_monitor/audit/state.py", "DEFAULT_DURATION_BUCKETS"): (
         "durationBuckets",
         "the audit exporter's fallback when the config cannot be loaded (the CLI passes the "
         "config's list); also the default of AuditState",
     ),
-    ("exporters/deletion_monitor/demo_app/runtime.py", "DB_QUERY_BUCKETS"): (
+    ("demo/deletion_monitor_demo/app/runtime.py", "DB_QUERY_BUCKETS"): (
         "dbQueryBuckets",
         "the demo application stands for the monitored application, which exports its own "
         "histogram and does not read this project's config",

@@ -6,8 +6,8 @@ has a title, a description, a unit and at least one query, all through `${dataso
 threshold steps rise; links point at existing dashboards and runbooks.
 
 Dead panels: every metric name any query reads must be produced by this project's exporters
-(deletion_monitor.metric_catalog), recorded by a rule in alert_rules/*.yml, or come from a named
-external exporter in the catalog whose selector the config sets.
+(deletion_monitor_tools.metric_catalog), recorded by a rule in alert_rules/*.yml, or come from a
+named external exporter in the catalog whose selector the config sets.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from deletion_monitor import metric_catalog
-from deletion_monitor.config import REPO_ROOT, load_config
-from deletion_monitor.render_dashboards import OUTPUT_DIR, iter_panels, replace_macros
+from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor_tools import metric_catalog
+from deletion_monitor_tools.render_dashboards import OUTPUT_DIR, iter_panels, replace_macros
 
 DATASOURCE_UID = "${datasource}"
 

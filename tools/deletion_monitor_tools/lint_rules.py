@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from deletion_monitor.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import REPO_ROOT, load_config
 
 RULE_DIR = REPO_ROOT / "alert_rules"
 RUNBOOK_DIR = REPO_ROOT / "docs" / "runbooks"

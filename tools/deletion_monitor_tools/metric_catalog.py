@@ -297,9 +297,9 @@ def recorded_names(rule_files: Iterable[Path]) -> set[str]:
 
 
 # --- PromQL name extraction ---------------------------------------------------------------------
-# Not a full parser (promtool parses; see tests/test_dashboards.py): it strips what cannot hold a
-# metric name (strings, label matchers, ranges, grouping label lists) and keeps identifiers that
-# are not function calls or keywords.
+# Not a full parser (promtool parses; see tests/integration/test_dashboards.py): it strips what
+# cannot hold a metric name (strings, label matchers, ranges, grouping label lists) and keeps
+# identifiers that are not function calls or keywords.
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _GROUPING = re.compile(
     r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", re.IGNORECASE

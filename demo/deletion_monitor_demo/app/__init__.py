@@ -7,5 +7,5 @@ Faults (error spike, latency, timeouts, memory leak, skipped clean-up) are switc
 run time through `/admin/faults`, so a scenario can start and stop an incident.
 
 Modules: `auth` (tokens and who may delete whom), `faults` (the switches), `service` (the
-deletion itself), `server` (HTTP, metrics and the `deletion-monitor demo-app` subcommand).
+deletion itself), `server` (HTTP, metrics and the `deletion-monitor-demo app` subcommand).
 """

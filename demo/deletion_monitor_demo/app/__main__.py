@@ -1,10 +1,10 @@
-"""`python -m deletion_monitor.demo_app`: `deletion-monitor demo-app` on its own."""
+"""`python -m deletion_monitor_demo.app`: `deletion-monitor-demo app` on its own."""
 
 import argparse
 import sys
 
-from deletion_monitor.demo_app import server
+from deletion_monitor_demo.app import server
 
-parser = argparse.ArgumentParser(prog="demo-app", description=server.HELP)
+parser = argparse.ArgumentParser(prog="deletion-monitor-demo app", description=server.HELP)
 server.add_arguments(parser)
 sys.exit(server.run(parser.parse_args()))

@@ -1,4 +1,4 @@
-"""HTTP front of the demo application and the `deletion-monitor demo-app` subcommand.
+"""HTTP front of the demo application and the `deletion-monitor-demo app` subcommand.
 
 Routes:
   DELETE /api/users/{id}   the endpoint under monitoring (Authorization: Bearer <token>)
@@ -30,15 +30,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from deletion_monitor import __version__
-from deletion_monitor.cliargs import add_log_level, listen_address
-from deletion_monitor.demo_app.faults import Faults
-from deletion_monitor.demo_app.runtime import GcTimer, cpu_limit_cores
-from deletion_monitor.demo_app.service import PROBE_USER_ID, DeletionService
-from deletion_monitor.log import setup_logging
-from deletion_monitor.redaction import redact
+from deletion_monitor.common.cliargs import add_log_level, listen_address
+from deletion_monitor.common.log import setup_logging
+from deletion_monitor.common.redaction import redact
+from deletion_monitor_demo.app.faults import Faults
+from deletion_monitor_demo.app.runtime import GcTimer, cpu_limit_cores
+from deletion_monitor_demo.app.service import PROBE_USER_ID, DeletionService
 
 HELP = "run the demo application (DELETE /api/users/{id} on the reference schema)"
-log = logging.getLogger("deletion_monitor.demo_app")
+log = logging.getLogger("deletion_monitor_demo.app")
 
 _USER_ROUTE = re.compile(r"^/api/users/([^/?#]+)$")
 DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024

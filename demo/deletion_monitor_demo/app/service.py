@@ -22,16 +22,16 @@ import psycopg
 import psycopg_pool
 from psycopg import errors, sql
 
-from deletion_monitor.demo_app.auth import (
+from deletion_monitor_demo.app.auth import (
     DELETER_TYPES,
     UNDELETABLE_TYPES,
     bearer_token,
     token_subject,
 )
-from deletion_monitor.demo_app.faults import Faults
-from deletion_monitor.demo_app.runtime import QueryTimer, TimedConnection
+from deletion_monitor_demo.app.faults import Faults
+from deletion_monitor_demo.app.runtime import QueryTimer, TimedConnection
 
-log = logging.getLogger("deletion_monitor.demo_app")
+log = logging.getLogger("deletion_monitor_demo.app")
 
 # The reserved id the blackbox probe deletes with a bogus token (prometheus/prometheus.yml):
 # a version-4 uuid that no user can have, so no real deletion is ever hidden by excluding it.

@@ -35,7 +35,7 @@ from prometheus_client.process_collector import ProcessCollector
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from deletion_monitor.audit_state import (
+from deletion_monitor.audit.state import (
     CASCADE_BUCKETS,
     DEFAULT_DURATION_BUCKETS,
     ERROR_TYPES,
@@ -49,11 +49,11 @@ from deletion_monitor.audit_state import (
     Delta,
     delta_rows,
 )
-from deletion_monitor.cliargs import add_log_level, listen_address
-from deletion_monitor.httpserver import start_metrics_server
-from deletion_monitor.log import setup_logging
-from deletion_monitor.pgerrors import is_unreachable
-from deletion_monitor.redaction import (
+from deletion_monitor.common.cliargs import add_log_level, listen_address
+from deletion_monitor.common.httpserver import start_metrics_server
+from deletion_monitor.common.log import setup_logging
+from deletion_monitor.common.pgerrors import is_unreachable
+from deletion_monitor.common.redaction import (
     dsn_problem,
     error_line,
     password_on_command_line,
@@ -62,7 +62,7 @@ from deletion_monitor.redaction import (
 
 HELP = "Serve the deletion audit log (deletion_audit table) as Prometheus metrics."
 DEFAULT_LISTEN = "0.0.0.0:9817"
-log = logging.getLogger("deletion_monitor.audit_exporter")
+log = logging.getLogger("deletion_monitor.audit.exporter")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 # column -> required type (None: any type the SQL below can compare/cast).
@@ -452,7 +452,7 @@ class AuditExporter:
     # -- lifecycle ------------------------------------------------------------------------------
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint and the poller; returns the bound port."""
-        # Deep listen queue, HEAD, /-/healthy: see deletion_monitor.httpserver.
+        # Deep listen queue, HEAD, /-/healthy: see deletion_monitor.common.httpserver.
         self._server = start_metrics_server(host, port, self.registry, "deletion audit exporter")
         # Logged here, on the serving path only, so that a failed start keeps its one-line error.
         argv_warning = password_on_command_line(self.cfg.dsn)
@@ -887,7 +887,7 @@ def _fail(message: str) -> int:
 def _duration_buckets() -> tuple[float, ...]:
     """The config's durationBuckets (one source of truth); the built-in copy if it is absent."""
     try:
-        from deletion_monitor.config import load_config
+        from deletion_monitor.common.config import load_config
 
         buckets = load_config().get("durationBuckets")
     except Exception:

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Callable
 
-from deletion_monitor.promapi import DEFAULT_URL
+from deletion_monitor.common.promapi import DEFAULT_URL
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -63,7 +63,7 @@ def int_between(lo: int, hi: int) -> Callable[[str], int]:
 
 
 def add_log_level(parser: argparse.ArgumentParser, default: str = "info") -> None:
-    """--log-level for the JSON log lines (deletion_monitor.log.setup_logging)."""
+    """--log-level for the JSON log lines (deletion_monitor.common.log.setup_logging)."""
     parser.add_argument(
         "--log-level", default=default, choices=LOG_LEVELS, help=f"(default {default})"
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import _jsonnet
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_PATH = REPO_ROOT / "config" / "config.libsonnet"
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from deletion_monitor.redaction import redact
+from deletion_monitor.common.redaction import redact
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 

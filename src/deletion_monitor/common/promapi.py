@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from deletion_monitor import durations
+from deletion_monitor.common import durations
 
 DEFAULT_URL = "http://127.0.0.1:9090"
 

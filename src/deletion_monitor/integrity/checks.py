@@ -17,7 +17,7 @@ import yaml
 
 from deletion_monitor.integrity.sqltext import SqlShapeError, single_query
 
-DEFAULT_CHECKS_PATH = Path(__file__).resolve().parents[1] / "checks" / "default.yml"
+DEFAULT_CHECKS_PATH = Path(__file__).resolve().parent / "default_checks.yml"
 
 CATEGORIES = (
     "foreign_key",

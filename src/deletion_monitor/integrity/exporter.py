@@ -14,8 +14,17 @@ import psycopg
 from prometheus_client import CollectorRegistry
 
 from deletion_monitor import __version__
-from deletion_monitor.cliargs import add_log_level, int_between, listen_address, seconds
-from deletion_monitor.httpserver import start_metrics_server
+from deletion_monitor.common.cliargs import add_log_level, int_between, listen_address, seconds
+from deletion_monitor.common.httpserver import start_metrics_server
+from deletion_monitor.common.log import setup_logging
+from deletion_monitor.common.pgerrors import is_unreachable
+from deletion_monitor.common.redaction import (
+    dsn_problem,
+    error_line,
+    password_on_command_line,
+    redact_dsn,
+    register_dsn,
+)
 from deletion_monitor.integrity.checks import (
     DEFAULT_CHECKS_PATH,
     Check,
@@ -26,15 +35,6 @@ from deletion_monitor.integrity.collector import IntegrityCollector
 from deletion_monitor.integrity.runner import connect
 from deletion_monitor.integrity.scheduler import DEFAULT_POOL_SIZE, MAX_POOL_SIZE, Scheduler
 from deletion_monitor.integrity.sqltext import bounded
-from deletion_monitor.log import setup_logging
-from deletion_monitor.pgerrors import is_unreachable
-from deletion_monitor.redaction import (
-    dsn_problem,
-    error_line,
-    password_on_command_line,
-    redact_dsn,
-    register_dsn,
-)
 
 HELP = "Run the data-integrity checks in the background and export the results (default :9818)."
 DEFAULT_LISTEN = ":9818"

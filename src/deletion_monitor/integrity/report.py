@@ -17,8 +17,15 @@ from typing import Any
 
 import psycopg
 
-from deletion_monitor.cliargs import add_log_level
-from deletion_monitor.config import ConfigError, load_config
+from deletion_monitor.common.cliargs import add_log_level
+from deletion_monitor.common.config import ConfigError, load_config
+from deletion_monitor.common.log import setup_logging
+from deletion_monitor.common.redaction import (
+    dsn_problem,
+    error_line,
+    password_on_command_line,
+    register_dsn,
+)
 from deletion_monitor.integrity.checks import (
     CATEGORIES,
     DEFAULT_CHECKS_PATH,
@@ -27,13 +34,6 @@ from deletion_monitor.integrity.checks import (
     load_checks,
 )
 from deletion_monitor.integrity.runner import CheckResult, connect, run_check
-from deletion_monitor.log import setup_logging
-from deletion_monitor.redaction import (
-    dsn_problem,
-    error_line,
-    password_on_command_line,
-    register_dsn,
-)
 
 HELP = "Run every integrity check once and print a report; exit 0 clean, 1 violations, 2 error."
 

@@ -22,9 +22,9 @@ from decimal import Decimal
 import psycopg
 from psycopg import errors as pg_errors
 
+from deletion_monitor.common.redaction import redact
 from deletion_monitor.integrity.checks import Check
 from deletion_monitor.integrity.sqltext import bounded
-from deletion_monitor.redaction import redact
 
 APPLICATION_NAME = "deletion-integrity-exporter"
 # Seconds past a check's timeout before the client cancels the query itself: the server's

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import psycopg
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from deletion_monitor.common.redaction import error_line
 from deletion_monitor.integrity.checks import Check
 from deletion_monitor.integrity.runner import (
     APPLICATION_NAME,
@@ -38,7 +39,6 @@ from deletion_monitor.integrity.runner import (
     connect,
     run_check,
 )
-from deletion_monitor.redaction import error_line
 
 log = logging.getLogger("deletion_monitor.integrity")
 

@@ -1,4 +1,4 @@
-"""Render a report dict (deletion_monitor.report.build_report) as JSON, Markdown or HTML.
+"""Render a report dict (deletion_monitor.reports.report.build_report) as JSON, Markdown or HTML.
 
 The HTML carries its charts as inline SVG drawn here (a line chart and a bar chart are all the
 reports need), so a report is one self-contained file with no plotting dependency.
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from deletion_monitor.report import NO_DATA, to_json
+from deletion_monitor.reports.report import NO_DATA, to_json
 
 TITLES = {
     "usage-patterns": "Deletion usage-pattern analysis",

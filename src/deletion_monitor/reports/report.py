@@ -32,10 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deletion_monitor.cliargs import add_prometheus_url
-from deletion_monitor.config import ConfigError, load_config
-from deletion_monitor.durations import parse_duration
-from deletion_monitor.promapi import PrometheusClient, PrometheusError, dedup, format_duration
+from deletion_monitor.common.cliargs import add_prometheus_url
+from deletion_monitor.common.config import ConfigError, load_config
+from deletion_monitor.common.durations import parse_duration
+from deletion_monitor.common.promapi import (
+    PrometheusClient,
+    PrometheusError,
+    dedup,
+    format_duration,
+)
 
 HELP = "Usage-pattern, health, trend and compliance reports computed from Prometheus data."
 
@@ -1131,7 +1136,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deletion_monitor import report_render
+    from deletion_monitor.reports import render as report_render
 
     window = args.window or DEFAULT_RANGES[args.kind]
     try:

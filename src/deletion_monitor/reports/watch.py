@@ -30,15 +30,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from deletion_monitor.cliargs import add_prometheus_url
-from deletion_monitor.config import ConfigError, load_config
-from deletion_monitor.promapi import (
+from deletion_monitor.common.cliargs import add_prometheus_url
+from deletion_monitor.common.config import ConfigError, load_config
+from deletion_monitor.common.promapi import (
     PrometheusClient,
     PrometheusError,
     dedup,
     format_duration,
 )
-from deletion_monitor.report import Source, excluded_error_types, parse_time, selector
+from deletion_monitor.reports.report import Source, excluded_error_types, parse_time, selector
 
 HELP = "Live console of deletion health from Prometheus (the spec's monitor:immediate)."
 WINDOW_SECONDS = 3600  # "deletions in the last hour" and every per-hour figure below

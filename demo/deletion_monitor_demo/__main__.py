@@ -1,0 +1,5 @@
+import sys
+
+from deletion_monitor_demo.cli import main
+
+sys.exit(main())

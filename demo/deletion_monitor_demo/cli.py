@@ -1,0 +1,28 @@
+"""The `deletion-monitor-demo` command: the demo's own entry point, apart from the product's
+`deletion-monitor` (same conventions: one module per subcommand, exit 2 when it cannot run)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from deletion_monitor import cli
+
+# subcommand name -> module (HELP, add_arguments(parser), run(args) -> int).
+COMMANDS: dict[str, str] = {
+    "run": "deletion_monitor_demo.run",
+    "app": "deletion_monitor_demo.app.server",
+    "load": "deletion_monitor_demo.load",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the chosen demo subcommand; returns the exit code."""
+    parser = cli.build_parser(
+        prog="deletion-monitor-demo", commands=COMMANDS, description=__doc__.splitlines()[0]
+    )
+    return cli.main(argv, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
