@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml tools/pyproject.toml demo/pyproject.toml
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(PY) -m deletion_monitor_tools.lint
 
 fmt: setup

@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fmt_alerts(stack: Stack) -> list[str]:
-    rows = {}
+    rows: dict[tuple[str, str], int] = {}
     for alert in stack.firing():
         labels = alert.get("labels", {})
         name = labels.get("alertname", "?")

@@ -215,7 +215,7 @@ def copy_rows(
 ) -> int:
     """COPY `rows` into `table` in one transaction; returns the number of rows written."""
     own = isinstance(target, str)
-    conn = psycopg.connect(target) if own else target  # type: ignore[arg-type]
+    conn = psycopg.connect(target) if isinstance(target, str) else target
     count = 0
     try:
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(

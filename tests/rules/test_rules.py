@@ -192,6 +192,28 @@ def test_rules_lint_finds_bad_alerts(tmp_path: Path) -> None:
     assert any("level:metric:operations" in p for p in lint_rules.check_rules([bad_record], config))
 
 
+@pytest.mark.skipif(shutil.which("jsonnetfmt") is None, reason="jsonnetfmt not installed")
+def test_jsonnetfmt_lint_reads_every_jsonnet_folder(tmp_path: Path) -> None:
+    """Nested folders (alert_rules/alerts/) and alertmanager/ are checked, not only the top."""
+    unformatted = "{a:1}\n"
+    for rel in (
+        "config/c.libsonnet",
+        "alert_rules/alerts/x.libsonnet",
+        "alertmanager/alertmanager.jsonnet",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(unformatted)
+    (tmp_path / "alert_rules" / "ok.jsonnet").write_text("{ a: 1 }\n")
+    (tmp_path / "alert_rules" / "notes.txt").write_text(unformatted)
+    problems = lint_rules.check_jsonnetfmt(tmp_path)
+    assert [p.split(":")[0] for p in problems] == [
+        "jsonnetfmt --test alert_rules/alerts/x.libsonnet",
+        "jsonnetfmt --test alertmanager/alertmanager.jsonnet",
+        "jsonnetfmt --test config/c.libsonnet",
+    ]
+    assert lint_rules.check_jsonnetfmt() == []
+
+
 def test_rules_lint_requires_firing_and_silent_cases() -> None:
     tests = {
         "a.yml": {

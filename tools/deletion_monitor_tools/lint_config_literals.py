@@ -250,7 +250,7 @@ def check_sanctioned(root: Path, config: Mapping[str, Any]) -> list[str]:
     for (rel, name), (path, _why) in sorted(SANCTIONED.items()):
         file = root / rel
         expected = tuple(float(v) for v in _value_at(config, path))
-        found = None
+        found: tuple[bool, Any] | None = None
         if file.is_file():
             for node in ast.walk(ast.parse(file.read_text(), filename=rel)):
                 if isinstance(node, ast.Assign | ast.AnnAssign):

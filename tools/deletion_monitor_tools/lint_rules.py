@@ -8,9 +8,10 @@ static, capitalised, ending with a period; `description` templated;
 Per recording rule: `level:metric:operations`.
 Coverage: every alert in the brief is defined, every contract recording rule is defined, and every
 alert name has a firing case (exp_alerts listed) and a silent case (exp_alerts: []) in
-tests/rules/*.yml (Watchdog cannot be silent). Sources: jsonnetfmt --test on config/ and
-alert_rules/; promtool check rules on the rendered files; latency thresholds are histogram bucket
-boundaries (so "above 5 s" is exact, not interpolated).
+tests/rules/*.yml (Watchdog cannot be silent). Sources: jsonnetfmt --test on every jsonnet file
+under config/, alert_rules/ (alert_rules/alerts/ included) and alertmanager/; promtool check rules
+on the rendered files; latency thresholds are histogram bucket boundaries (so "above 5 s" is exact,
+not interpolated).
 """
 
 from __future__ import annotations
@@ -223,12 +224,16 @@ def _run(argv: list[str]) -> str | None:
     return (proc.stdout + proc.stderr).strip()
 
 
+# Every folder of jsonnet sources (`make fmt` formats the same ones), searched recursively.
+JSONNET_DIRS = ("config", "alert_rules", "alertmanager")
+
+
 def check_jsonnetfmt(root: Path = REPO_ROOT) -> list[str]:
-    """jsonnetfmt --test on every jsonnet source of the rules and the config."""
+    """jsonnetfmt --test on every jsonnet source: the config, the rules, the Alertmanager config."""
     files = sorted(
         str(p)
-        for d in ("config", "alert_rules")
-        for p in (root / d).glob("*")
+        for d in JSONNET_DIRS
+        for p in (root / d).rglob("*")
         if p.suffix in (".jsonnet", ".libsonnet")
     )
     problems = []

@@ -86,7 +86,7 @@ class QueryTimer:
             return self.counts.cumulative(), self.counts.sum
 
 
-class TimedConnection(psycopg.Connection):  # type: ignore[type-arg]
+class TimedConnection(psycopg.Connection):
     """A psycopg connection that reports each execute()'s duration to `query_timer`."""
 
     query_timer: QueryTimer | None = None

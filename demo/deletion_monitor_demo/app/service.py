@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import psycopg_pool
@@ -148,11 +148,12 @@ class DeletionService:
         """Open the pool and read which foreign keys cascade (fails if the schema is missing)."""
         self.pool.open(wait=True, timeout=wait_timeout)
         with self.connection() as conn:
-            missing = [
-                t
-                for t in ("profiles", "deletion_audit", *MANUAL_CLEANUP)
-                if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None
-            ]
+            missing = []
+            for t in ("profiles", "deletion_audit", *MANUAL_CLEANUP):
+                # A SELECT without FROM returns exactly one row.
+                row = cast(tuple[Any, ...], conn.execute("SELECT to_regclass(%s)", (t,)).fetchone())
+                if row[0] is None:
+                    missing.append(t)
             if missing:
                 raise RuntimeError(
                     "demo-app: table(s) missing: "
@@ -304,12 +305,16 @@ class DeletionService:
         rows: dict[str, int] = {}
         # Count what the ON DELETE CASCADE foreign keys will remove (they do not report it).
         for fk in self.cascade_fks:
-            (count,) = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
-                    sql.Identifier(fk.table), sql.Identifier(fk.column)
-                ),
-                (target,),
-            ).fetchone()
+            # An aggregate without GROUP BY returns exactly one row.
+            (count,) = cast(
+                tuple[Any, ...],
+                conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+                        sql.Identifier(fk.table), sql.Identifier(fk.column)
+                    ),
+                    (target,),
+                ).fetchone(),
+            )
             if count:
                 rows[fk.table] = rows.get(fk.table, 0) + count
         if faults.skip_cleanup:

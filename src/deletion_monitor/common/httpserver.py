@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
@@ -120,7 +120,9 @@ def start_metrics_server(
     class Server(MetricsServer):
         address_family = family
 
-    server = Server(sockaddr[:2], _handler(registry, title))
+    # SOCK_STREAM on AF_INET/AF_INET6: the address starts (host, port) (the (int, bytes) form
+    # in the stubs is AF_INET6 on a Python built without IPv6 support, which cannot happen here).
+    server = Server(cast(tuple[str, int], sockaddr[:2]), _handler(registry, title))
     thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
     return server

@@ -97,10 +97,10 @@ def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
         raise CheckConfigError(f"{where}.name: must be snake_case ([a-z][a-z0-9_]*), got {name!r}")
     if name in seen:
         raise CheckConfigError(f"{where}.name: duplicate check name {name!r}")
-    for key, allowed in (("category", CATEGORIES), ("severity", SEVERITIES)):
-        if raw[key] not in allowed:
+    for key, choices in (("category", CATEGORIES), ("severity", SEVERITIES)):
+        if raw[key] not in choices:
             raise CheckConfigError(
-                f"{where}.{key}: must be one of {', '.join(allowed)}, got {raw[key]!r}"
+                f"{where}.{key}: must be one of {', '.join(choices)}, got {raw[key]!r}"
             )
     kind = raw.get("kind", "count")
     if kind not in KINDS:
