@@ -175,11 +175,11 @@ def generate(
                 target_type = "SUPER_ADMIN"
             else:
                 performer = target
-        duration: float | None = _duration(rng, error)
+        duration = _duration(rng, error)
         outcome = "success" if error is None else "failure"
         if invalid_rate and rng.random() < invalid_rate:
             if rng.random() < 0.5:
-                duration = -duration  # type: ignore[operator]
+                duration = -duration
             else:
                 outcome = "partial"
         row = AuditRow(

@@ -70,6 +70,8 @@ class ResultShapeError(ValueError):
 
 def connect(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg.Connection:
     """A connection whose every transaction is READ ONLY (BEGIN READ ONLY)."""
+    # arg-type: CONNECT_KWARGS is dict[str, object] and connect() types each keyword (autocommit
+    # bool, libpq parameters str | int | None); its values are a bool and ints.
     conn = psycopg.connect(dsn, application_name=application_name, **CONNECT_KWARGS)  # type: ignore[arg-type]
     configure(conn)
     return conn
@@ -119,7 +121,8 @@ def _evaluate(rows: list[tuple[object, ...]], check: Check, result: CheckResult)
 
 def _fetch(cur: psycopg.Cursor, sql: str, params: object, limit: int) -> list[tuple[object, ...]]:
     # stream() always uses the extended protocol (one statement only), and with the LIMIT
-    # wrapper the server never produces more than `limit` rows.
+    # wrapper the server never produces more than `limit` rows. arg-type: psycopg wants a
+    # LiteralString query; a check's SQL is configuration text by design (read-only transaction).
     return list(cur.stream(bounded(sql, limit), params, size=STREAM_CHUNK))  # type: ignore[arg-type]
 
 
