@@ -1,5 +1,6 @@
 """No password reaches any output line, for DSNs libpq cannot parse and for DSNs the server
 rejects, in every command that takes --dsn; and a password on the command line is warned about.
+(What redaction makes of each malformed DSN, in-process: tests/unit/test_dsn_redaction.py.)
 
 Each case runs the real `deletion-monitor` script as a subprocess and looks at everything it
 printed. The password is built so that every piece libpq might cut out of it (after a stray %,
@@ -13,33 +14,13 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import yaml
+from support.dsn import HEAD, TAIL, _malformed
 
-from deletion_monitor.common import redaction
 from deletion_monitor_demo.pgcluster import REPO_ROOT, PgCluster
 
 CLI = str(REPO_ROOT / ".venv" / "bin" / "deletion-monitor")
-# Two halves, each distinctive, so that a leaked fragment is caught as well as the whole.
-HEAD, TAIL = "Qx7hEAD", "Zk9tAIL"
 FRAGMENTS = (HEAD, TAIL)
-
-
-def _malformed() -> list[tuple[str, str]]:
-    return [
-        ("stray %", f"postgresql://mon:{HEAD}%{TAIL}@127.0.0.1:5432/app"),
-        ("space", f"postgresql://mon:{HEAD} {TAIL}@127.0.0.1:5432/app"),
-        ("unencoded @", f"postgresql://mon:{HEAD}@{TAIL}@127.0.0.1:5432/app"),
-        ("two unencoded @", f"postgresql://mon:{HEAD}@x@{TAIL}@127.0.0.1/app"),
-        ("query password, bad option", f"postgresql://mon@127.0.0.1/app?password={HEAD}&bogus=1"),
-        ("query password, stray %", f"postgresql://mon@127.0.0.1/app?password={HEAD}%{TAIL}"),
-        ("url password, bad option", f"postgresql://mon:{HEAD}{TAIL}@127.0.0.1/app?sslmod=x"),
-        ("url password, broken IPv6", f"postgresql://mon:{HEAD}{TAIL}@[::1/app"),
-        ("kv quoted, bad option", f"host=127.0.0.1 password='{HEAD} {TAIL}' bogus=1"),
-        ("kv unterminated quote", f"host=127.0.0.1 password='{HEAD} {TAIL}"),
-        ("kv bad option first", f"bogus=1 password={HEAD}{TAIL} host=127.0.0.1"),
-        ("kv missing =", f"host=127.0.0.1 password {HEAD}{TAIL}"),
-    ]
 
 
 def _rejected(cluster: PgCluster) -> list[tuple[str, str]]:
@@ -192,25 +173,3 @@ def test_serving_exporters_warn_once_about_a_password_in_the_dsn_flag(
         text = log.read_text()
         assert HEAD not in text and TAIL not in text
         assert sum("DATABASE_URL" in line and "pgpass" in line for line in text.splitlines()) == 1
-
-
-@pytest.mark.parametrize(("label", "dsn"), _malformed())
-def test_dsn_problem_never_quotes_the_dsn(label: str, dsn: str) -> None:
-    problem = redaction.dsn_problem(dsn)
-    assert problem and problem.startswith("invalid connection string")
-    assert HEAD not in problem and TAIL not in problem
-    shown = redaction.redact_dsn(dsn)
-    assert HEAD not in shown and TAIL not in shown
-
-
-def test_dsn_passwords_find_the_password_libpq_cannot_parse() -> None:
-    dsn_passwords, redact = redaction.dsn_passwords, redaction.redact
-    assert f"{HEAD} {TAIL}" in dsn_passwords(f"postgresql://u:{HEAD} {TAIL}@h/db")
-    assert f"{HEAD}@{TAIL}" in dsn_passwords(f"postgresql://u:{HEAD}@{TAIL}@h/db")
-    assert f"{HEAD}@{TAIL}" in dsn_passwords(f"postgresql://u:{HEAD}%40{TAIL}@h/db")
-    assert f"{HEAD} {TAIL}" in dsn_passwords(f"host=h password='{HEAD} {TAIL}")
-    assert f"{HEAD}" in dsn_passwords(f"postgresql://u@h/db?password={HEAD}&x=1")
-    assert dsn_passwords("postgresql://u@h/db") == []
-    # A literal candidate is masked anywhere in a line, e.g. in a host name libpq cut from it.
-    line = f'could not translate host name "{TAIL}@h" to address'
-    assert TAIL not in redact(line, dsn_passwords(f"postgresql://u:{HEAD}@{TAIL}@h/db"))

@@ -1,38 +1,26 @@
 """Both exporters' HTTP endpoints: 200 clients at once all get an answer, HEAD works, the listen
-queue is deep. Behaviour only: no latency is asserted (bench/bench_http.py measures it)."""
+queue is deep. Behaviour only: no latency is asserted (bench/bench_http.py measures it). The
+metrics server alone (stop frees the port, a failing collector is a 500) is
+tests/unit/test_metrics_server.py."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from support.http import CLIENT_TIMEOUT, _get
 
 from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig
 from deletion_monitor_demo.pgcluster import REPO_ROOT
 from deletion_monitor_demo.services import ManagedProcess, free_port, wait_http
 
 CLIENTS = 200
-# Generous per-client socket timeout: the bound that makes a dropped SYN (the old backlog of 5
-# retransmits after 1, 3, 7, 15 s) fail the test, not a latency target.
-CLIENT_TIMEOUT = 10.0
-
-
-def _get(port: int, method: str = "GET", path: str = "/metrics") -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
-    try:
-        conn.request(method, path)
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
 
 
 def _concurrent_scrapes(port: int) -> list[object]:
@@ -126,43 +114,3 @@ def test_head_is_200_with_headers_and_no_body(
         assert _get(port, "GET", path)[0] == 200
         assert _get(port, "HEAD", path)[0::2] == (200, b"")
     assert _get(port, "GET", "/nope")[0] == 404
-
-
-def test_metrics_server_stops_and_frees_the_port() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from deletion_monitor.common.httpserver import start_metrics_server
-
-    server = start_metrics_server("127.0.0.1", 0, CollectorRegistry())
-    port = server.server_port
-    assert _get(port)[0] == 200
-    server.stop()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("server still accepting after stop()")
-
-
-def test_a_failing_collector_is_a_500_not_a_dropped_connection() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from deletion_monitor.common.httpserver import start_metrics_server
-
-    class Broken:
-        def collect(self) -> list:
-            raise RuntimeError("boom")
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Broken())  # type: ignore[arg-type]
-    server = start_metrics_server("127.0.0.1", 0, registry)
-    try:
-        status, _, body = _get(server.server_port)
-        assert status == 500 and b"collection failed" in body
-        assert _get(server.server_port, "GET", "/-/healthy")[0] == 200  # still serving
-    finally:
-        server.stop()

@@ -1,5 +1,7 @@
 """Integrity checks against a real PostgreSQL: exact violation counts, the completeness audit,
-the check-integrity report and its exit codes, and the strict checks-file schema."""
+the check-integrity report and its exit codes, and the default checks against the reference schema.
+The checks-file schema and the unreachable database need no server:
+tests/unit/test_integrity_checks_file.py."""
 
 from __future__ import annotations
 
@@ -11,19 +13,17 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from support.checks import _GOOD, _check_integrity
 
 from deletion_monitor.cli import main
 from deletion_monitor.integrity.checks import (
     CATEGORIES,
     DEFAULT_CHECKS_PATH,
-    CheckConfigError,
     load_checks,
     parse_checks,
 )
-from deletion_monitor.integrity.report import severity_level
 from deletion_monitor.integrity.runner import connect, run_check
 from deletion_monitor_demo.pgcluster import REPO_ROOT, apply_sql_file
-from deletion_monitor_demo.services import free_port
 
 
 def _uid() -> str:
@@ -372,12 +372,6 @@ def test_completeness_sample_size_is_a_parameter(app_dsn: str) -> None:
     assert [r.audited for r in results] == [2, 2, 2]
 
 
-def _check_integrity(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(["check-integrity", *argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def test_check_integrity_json_report_and_exit_1(
     app_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -442,16 +436,6 @@ def test_check_integrity_clean_exit_0(app_dsn: str, capsys: pytest.CaptureFixtur
     assert report["recommendations"] == []
 
 
-def test_check_integrity_unreachable_db_exit_2_without_password(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    dsn = f"postgresql://postgres:Sup3rSecretPw@127.0.0.1:{free_port()}/app"
-    rc, out, err = _check_integrity(capsys, "--dsn", dsn, "--format", "json")
-    assert rc == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1 and "cannot connect" in err
-    assert "Sup3rSecretPw" not in err
-
-
 def test_check_integrity_broken_check_exit_2_when_nothing_found(
     app_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -488,68 +472,6 @@ def test_check_integrity_broken_check_exit_2_when_nothing_found(
     assert report["status"] == "FAILED" and report["total_issues"] == 0
     assert [e["check"] for e in report["errors"]] == ["broken"]
     assert "no_such_table" in report["errors"][0]["error"]
-
-
-def test_severity_ladder() -> None:
-    assert [severity_level(n, 5, 10) for n in (0, 5, 6, 9, 10, 300)] == [
-        "OK",
-        "OK",
-        "WARNING",
-        "WARNING",
-        "CRITICAL",
-        "CRITICAL",
-    ]
-
-
-_GOOD = {
-    "name": "ok_check",
-    "category": "foreign_key",
-    "severity": "warning",
-    "sql": "SELECT 0",
-    "interval": 60,
-    "timeout": 10,
-}
-
-
-@pytest.mark.parametrize(
-    ("patch", "expected"),
-    [
-        ({"intervall": 5}, "checks[0] (ok_check).intervall: unknown field"),
-        ({"category": "orphans"}, "checks[0] (ok_check).category: must be one of"),
-        ({"severity": "high"}, "checks[0] (ok_check).severity: must be one of"),
-        ({"name": "Bad-Name"}, "checks[0] (Bad-Name).name: must be snake_case"),
-        ({"timeout": -1}, "checks[0] (ok_check).timeout: must be a finite number"),
-        ({"timeout": 120}, "checks[0] (ok_check).timeout: must not exceed interval"),
-        ({"interval": "5m"}, "checks[0] (ok_check).interval: must be a finite number"),
-        ({"sql": None}, "checks[0] (ok_check).sql: required field missing"),
-        ({"sql": "SELECT %(n)s"}, "checks[0] (ok_check).sql: uses %(n)s but params has no 'n'"),
-        ({"kind": "list"}, "checks[0] (ok_check).kind: must be one of"),
-        ({"params": {"n": {"a": 1}}}, "checks[0] (ok_check).params.n: must be a scalar"),
-    ],
-)
-def test_check_only_bad_file_exits_2_naming_the_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], patch: dict, expected: str
-) -> None:
-    # A bad file fails before any database is contacted, with or without a DSN.
-    path = tmp_path / "checks.yml"
-    path.write_text(yaml.safe_dump({"checks": [{**_GOOD, **patch}]}))
-    rc = main(["integrity-exporter", "--check-only", "--checks", str(path)])
-    out, err = capsys.readouterr()
-    assert rc == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1
-    assert expected in err and str(path) in err
-
-
-def test_check_only_duplicate_names_and_bad_yaml(tmp_path: Path) -> None:
-    with pytest.raises(CheckConfigError, match=r"checks\[1\] \(ok_check\)\.name: duplicate"):
-        parse_checks({"checks": [_GOOD, _GOOD]})
-    with pytest.raises(CheckConfigError, match="unknown top-level field"):
-        parse_checks({"checks": [_GOOD], "check": []})
-    bad = tmp_path / "bad.yml"
-    bad.write_text("checks:\n  - name: x\n   category: [\n")
-    with pytest.raises(CheckConfigError, match="invalid YAML") as info:
-        load_checks(bad)
-    assert "\n" not in str(info.value)
 
 
 def test_check_only_default_file_is_valid(

@@ -1,6 +1,7 @@
 """Integrity exporter guards against hostile or mistaken input, on a real PostgreSQL:
-absurd numbers, multi-statement SQL, too many checks for the server's connections, and checks
-that return millions of rows."""
+multi-statement SQL that gets past the validator, too many checks for the server's connections, and
+checks that return millions of rows. What is refused before any database is contacted (absurd
+numbers, SQL that is not one query, max_rows) is tests/unit/test_integrity_checks_file.py."""
 
 from __future__ import annotations
 
@@ -8,119 +9,17 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-import yaml
+from support.checks import BASE, TWO_MILLION, _check_only
 
-from deletion_monitor.cli import main
 from deletion_monitor.integrity.checks import Check, parse_checks
 from deletion_monitor.integrity.runner import connect, run_check
 from deletion_monitor.integrity.scheduler import Scheduler
-from deletion_monitor_demo.services import free_port
-
-BASE: dict[str, Any] = {
-    "name": "ok_check",
-    "category": "consistency",
-    "severity": "warning",
-    "sql": "SELECT 0",
-    "interval": 60,
-    "timeout": 10,
-}
-
-
-def _file(tmp_path: Path, *checks: dict[str, Any]) -> Path:
-    path = tmp_path / "checks.yml"
-    path.write_text(yaml.safe_dump({"checks": list(checks)}))
-    return path
-
-
-def _check_only(tmp_path: Path, capsys, *checks: dict[str, Any], argv=()) -> tuple[int, str, str]:
-    path = _file(tmp_path, *checks)
-    try:
-        rc = main(["integrity-exporter", "--check-only", "--checks", str(path), *argv])
-    except SystemExit as exc:  # argparse errors
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-# --- B: absurd numbers -------------------------------------------------------------------------
-@pytest.mark.parametrize("field", ["interval", "timeout"])
-@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1e309", "0", "1e9", "-5"])
-def test_non_finite_or_absurd_seconds_in_yaml_exit_2_naming_the_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch, field: str, value: str
-) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    path = tmp_path / "checks.yml"
-    other = "interval: 86400" if field == "timeout" else "timeout: 1"
-    path.write_text(
-        "checks:\n  - {name: ok_check, category: consistency, severity: info, sql: SELECT 0, "
-        f"{field}: {value}, {other}}}\n"
-    )
-    rc = main(["integrity-exporter", "--check-only", "--checks", str(path)])
-    out, err = capsys.readouterr()
-    assert rc == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1
-    assert f"checks[0] (ok_check).{field}: must be a finite number of seconds" in err
-
-
-@pytest.mark.parametrize(
-    ("flag", "value"),
-    [
-        ("--health-interval", "nan"),
-        ("--health-interval", "inf"),
-        ("--health-interval", "0"),
-        ("--health-interval", "-1"),
-        ("--health-interval", "1e9"),
-        ("--pool-size", "0"),
-        ("--pool-size", "1000"),
-        ("--pool-size", "two"),
-    ],
-)
-def test_absurd_flags_exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch, flag: str, value: str
-) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    rc, _, err = _check_only(tmp_path, capsys, BASE, argv=(flag, value))
-    assert rc == 2
-    assert len(err.strip().splitlines()) == 1 and flag in err and "Traceback" not in err
 
 
 # --- C: exactly one statement ------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "COMMIT; DELETE FROM profiles; SELECT 0",
-        "SELECT 0; SELECT 1",
-        "COMMIT; SELECT pg_sleep(30)",
-        "SELECT 1 /* ; */ ; SET statement_timeout = 0",
-        "DELETE FROM profiles",
-        "-- only a comment",
-    ],
-)
-def test_multi_statement_or_non_query_sql_is_refused_at_load(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch, sql: str
-) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    rc, out, err = _check_only(tmp_path, capsys, {**BASE, "sql": sql})
-    assert rc == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1
-    assert "checks[0] (ok_check).sql: " in err
-
-
-def test_semicolons_inside_literals_comments_and_dollar_quotes_are_one_statement() -> None:
-    for sql in (
-        "SELECT count(*) FROM pg_class WHERE relname <> ';';",
-        "SELECT length($$a;b$$) - 3 -- trailing; comment",
-        'SELECT 0 AS ";" /* ; */',
-        "WITH x AS (SELECT E'\\';' AS v) SELECT count(*) - 1 FROM x",
-    ):
-        (check,) = parse_checks({"checks": [{**BASE, "sql": sql}]})
-        assert check.sql == sql
-
-
 def _bypass(sql: str, timeout: float = 1.0) -> Check:
     """A check built without the validator, as if the load-time check had a hole."""
     return Check(
@@ -257,15 +156,6 @@ def test_check_waiting_longer_than_its_timeout_for_the_pool_is_a_failure(app_dsn
     assert scheduler.state.snapshot().db_up is True  # a busy pool is not an outage
 
 
-def test_check_only_connects_and_fails_on_a_dead_database(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/app"
-    rc, out, err = _check_only(tmp_path, capsys, BASE, argv=("--dsn", dead))
-    assert rc == 2 and "valid" not in out
-    assert len(err.strip().splitlines()) == 1 and "--dsn: cannot connect" in err
-
-
 def test_check_only_verifies_every_check_against_the_database(
     app_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 ) -> None:
@@ -282,9 +172,6 @@ def test_check_only_verifies_every_check_against_the_database(
 
 
 # --- E: millions of rows -----------------------------------------------------------------------
-TWO_MILLION = "SELECT g::text, ARRAY['sessions'] FROM generate_series(1, 2000000) g"
-
-
 def test_completeness_check_of_two_million_rows_reads_only_max_rows(app_dsn: str) -> None:
     (check,) = parse_checks(
         {"checks": [{**BASE, "name": "huge", "kind": "completeness", "sql": TWO_MILLION}]}
@@ -343,17 +230,3 @@ def test_truncation_is_counted_in_a_metric(app_dsn: str) -> None:
     assert 'deletion_integrity_check_rows_truncated_total{check="huge"} 1.0' in text
     assert 'deletion_integrity_check_rows_fetched{check="huge"} 101.0' in text
     assert 'deletion_integrity_violations{category="consistency",check="huge"' in text
-
-
-def test_max_rows_is_validated(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    for extra, word in (
-        ({"max_rows": 0}, "between 1 and"),
-        ({"max_rows": 10**9}, "between 1 and"),
-        ({"max_rows": "lots"}, "whole number"),
-    ):
-        check = {**BASE, "kind": "completeness", "sql": TWO_MILLION, **extra}
-        rc, _, err = _check_only(tmp_path, capsys, check)
-        assert rc == 2 and "(ok_check).max_rows: " in err and word in err
-    rc, _, err = _check_only(tmp_path, capsys, {**BASE, "max_rows": 5})
-    assert rc == 2 and "only used by kind completeness" in err

@@ -5,17 +5,19 @@ Two weeks of exporter series are generated here with every increment known, back
 Week A ("troubled", ends at END - 7d) is built so that every recommendation rule's condition
 holds; week B ("calm", ends at END) so that none does. Expected figures are recomputed from the
 generator's own increments, never copied from the code under test.
+
+The recommendation rules' boundaries on synthetic figures, the docs table and the error paths that
+need no Prometheus (bad arguments, unreachable or silent server) are
+tests/unit/test_report_figures.py and tests/unit/test_report_watch_offline.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import io
 import json
 import math
-import socket
 import subprocess
 import time
 from collections import defaultdict
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.reports import parse, run_watch
 
 from deletion_monitor.common.config import CONFIG_PATH, load_config
 from deletion_monitor.common.promapi import PrometheusClient, PrometheusError
@@ -447,12 +450,6 @@ def build(prom: str, cfg: dict[str, Any], kind: str, window: str, at: int) -> di
     return report.build_report(PrometheusClient(prom), cfg, kind, window, at)
 
 
-def parse(module: Any, argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    return parser.parse_args(argv)
-
-
 def totals(steps: list[Step]) -> tuple[int, int]:
     return sum(s.total for s in steps), sum(sum(s.failures.values()) for s in steps)
 
@@ -613,84 +610,6 @@ def test_recommendations_fire_exactly_when_conditions_hold(prom: str, cfg: dict[
     }
 
 
-def _calm_figures() -> dict[str, Any]:
-    ut = [
-        {"user_type": t, "requests": 100, "failures": 0, "error_rate": 0.0, "p95_seconds": 0.4}
-        for t in USER_TYPES
-    ]
-    return {
-        "data": True,
-        "totals": {"requests": 300, "failures": 0, "error_rate": 0.0},
-        "latency": {"p95_seconds": 0.4, "average_seconds": 0.3},
-        "complex_deletions": {"count": 5, "p95_seconds": 1.0},
-        "peak_hour": "10",
-        "peak_hour_requests": 10.0,
-        "mean_hourly_requests": 10.0,
-        "capacity_projection": {"growth_factor_30d": 1.0, "projected_daily_in_30d": 40.0},
-        "failure_classes": [],
-        "user_types": ut,
-    }
-
-
-def _set(path: str, value: Any) -> Any:
-    def apply(f: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node = f
-        for p in parents:
-            node = node[int(p)] if isinstance(node, list) else node[p]
-        node[last] = value
-
-    return apply
-
-
-_FAILS = [
-    {"error_type": "timeout", "failures": 1, "share": 0.25},
-    {"error_type": "authorization", "failures": 1, "share": 0.25},
-    {"error_type": "business_logic", "failures": 2, "share": 0.5},
-]
-
-
-# Each case: a change to calm figures, the rules that must fire then (and only those).
-# Values sit exactly at or just beyond each boundary, so an off-by-one comparison fails.
-RULE_CASES = [
-    ("complex p95 at target", _set("complex_deletions.p95_seconds", 5.0), []),
-    ("complex p95 above", _set("complex_deletions.p95_seconds", 5.01), ["complex_deletions_slow"]),
-    ("p95 at target", _set("latency.p95_seconds", 5.0), []),
-    ("p95 above", _set("latency.p95_seconds", 5.01), ["latency_above_target"]),
-    ("average above", _set("latency.average_seconds", 2.01), ["latency_above_target"]),
-    ("peak 1.99x", _set("peak_hour_requests", 19.9), []),
-    ("peak 2x", _set("peak_hour_requests", 20.0), ["peak_hour_alerting"]),
-    ("peak 3x", _set("peak_hour_requests", 30.0), ["peak_hour_batching", "peak_hour_alerting"]),
-    ("growth 1.49", _set("capacity_projection.growth_factor_30d", 1.49), []),
-    ("growth 1.5", _set("capacity_projection.growth_factor_30d", 1.5), ["capacity_growth"]),
-    ("shares 25 %", _set("failure_classes", _FAILS), ["timeouts_share", "authorization_share"]),
-    ("share 24 %", _set("failure_classes", [{**_FAILS[0], "share": 0.24}]), []),
-    ("error rate 1 %", _set("totals.error_rate", 0.01), []),
-    ("error rate 1.01 %", _set("totals.error_rate", 0.0101), ["error_rate_above_slo"]),
-    ("type 1.01 %", _set("user_types.0.error_rate", 0.0101), ["user_type_error_rate"]),
-    ("type too small", lambda f: f["user_types"][0].update(requests=19, error_rate=0.5), []),
-    (
-        "unknown failure",
-        _set("failure_classes", [{"error_type": "unknown", "failures": 1, "share": 1.0}]),
-        ["unknown_failures"],
-    ),
-    ("spread 1.99x", _set("user_types.0.p95_seconds", 0.796), []),
-    ("spread 2x", _set("user_types.0.p95_seconds", 0.8), ["user_type_latency_spread"]),
-]
-
-
-@pytest.mark.parametrize(("case", "mutate", "expected"), RULE_CASES, ids=[c[0] for c in RULE_CASES])
-def test_each_rule_fires_only_past_its_boundary(
-    cfg: dict[str, Any], case: str, mutate: Any, expected: list[str]
-) -> None:
-    figures = _calm_figures()
-    assert report.recommend(figures, cfg)[1] == []
-    mutate(figures)
-    recs, fired = report.recommend(figures, cfg)
-    assert sorted(fired) == sorted(expected), case
-    assert sum(len(v) for v in recs.values()) == len(expected)
-
-
 # --------------------------------------------------------------------------------------------
 # health, trends, compliance
 
@@ -841,26 +760,6 @@ def test_formats_and_output_file(prom: str, tmp_path: Path) -> None:
     assert "## SLA targets" in md and "MISSED" in md
 
 
-def test_bad_arguments_and_unreachable_prometheus(capsys: pytest.CaptureFixture[str]) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
-    assert report.run(parse(report, ["health", "--prometheus", dead, "--at", "0"])) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "unreachable" in err and dead in err
-    assert report.run(parse(report, ["health", "--range", "7 days", "--prometheus", dead])) == 2
-    assert "--range" in capsys.readouterr().err
-    with pytest.raises(PrometheusError, match="unreachable"):
-        PrometheusClient(dead, timeout=2).query("up")
-
-
-def test_silent_server_times_out() -> None:
-    with socket.socket() as srv:  # accepts connections (backlog) but never answers
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        url = f"http://127.0.0.1:{srv.getsockname()[1]}"
-        with pytest.raises(PrometheusError, match=r"unreachable: no answer within 0.5s"):
-            PrometheusClient(url, timeout=0.5).query("up")
-
-
 def test_bad_query_is_a_clear_error(prom: str) -> None:
     with pytest.raises(PrometheusError, match=r"HTTP 400.*sum by"):
         PrometheusClient(prom).query("sum by (")
@@ -868,12 +767,6 @@ def test_bad_query_is_a_clear_error(prom: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # watch
-
-
-def run_watch(argv: list[str]) -> tuple[int, list[dict[str, Any]]]:
-    out = io.StringIO()  # not a TTY: JSON lines
-    code = watch.run(parse(watch, argv), out=out)
-    return code, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def test_watch_once_exit_codes_follow_thresholds(
@@ -926,14 +819,6 @@ def test_watch_shows_firing_alerts(prom: str) -> None:
     assert any(b.startswith("memory usage") for b in snap["breaches"])
 
 
-def test_watch_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
-    code, [snap] = run_watch(["--once", "--prometheus", dead])
-    assert code == 2 and snap["status"] == "unreachable"
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unreachable" in err and dead in err
-
-
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -960,39 +845,6 @@ def test_watch_terminal_frames_keep_going_when_unreachable(prom: str) -> None:
     )
     frame = tty.getvalue()
     assert watch.RED in frame and "BREACHED" in frame and "error rate" in frame
-
-
-def test_watch_interval_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHECK_INTERVAL", "30")
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        watch.run(
-            parse(watch, ["--prometheus", f"http://127.0.0.1:{free_port()}"]),
-            out=io.StringIO(),
-            sleep=sleep,
-        )
-    assert sleeps == [30]
-    # The demo's compressed time: "the last hour" shrinks with the rendered rules.
-    monkeypatch.setenv("TIME_COMPRESSION", "60")
-    _, [snap] = run_watch(["--once", "--prometheus", f"http://127.0.0.1:{free_port()}"])
-    assert snap["window"] == "1m"
-    assert watch.run(parse(watch, ["--once", "--at", "yesterday"]), out=io.StringIO()) == 2
-    monkeypatch.setenv("ERROR_RATE_THRESHOLD", "abc")
-    assert watch.run(parse(watch, ["--once"]), out=io.StringIO()) == 2
-
-
-def test_docs_list_every_rule_and_limit() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "reports.md").read_text()
-    for rule in report.RULES:
-        assert f"| `{rule.id}` | {rule.category} | {rule.condition} |" in doc, rule.id
-    for name, value in report.LIMITS.items():
-        assert f"| `{name}` | {value:g} |" in doc or f"| `{name}` | {value} |" in doc, name
-    assert "0 9 * * 1" in doc
 
 
 def test_watch_first_hour_on_existing_audit_log(
