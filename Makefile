@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps lint fmt generate check-generated test test-fast test-weeks demo bench clean
+.PHONY: setup system-deps lint fmt generate check-generated test test-fast test-unit test-weeks demo bench clean
 
 setup: system-deps $(STAMP)
 
@@ -49,6 +49,11 @@ test: setup lint check-generated
 
 test-fast: setup
 	$(BIN)/pytest -q -m 'not slow and not weeks'
+
+# The pure-Python tests (tests/unit/) in seconds: no binary, no database, so only the venv
+# (not system-deps) is a prerequisite.
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
 
 # Whole simulated healthy weeks through promtool (about 5 min); .ci/run runs it after `test`.
 test-weeks: setup

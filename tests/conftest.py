@@ -2,6 +2,9 @@
 
 Nothing here depends on a system-wide PostgreSQL service: the cluster is initdb'd into a temp dir,
 started on a free port on 127.0.0.1, and stopped when the session ends.
+
+Every test is also marked with the folder it lives in (unit, integration, rules, e2e), so that
+`-m unit` or `-m 'not e2e'` selects by kind wherever the files are given.
 """
 
 from __future__ import annotations
@@ -16,7 +19,20 @@ from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO_ROOT / "schema"
+TESTS_DIR = Path(__file__).resolve().parent
+# Folder under tests/ -> marker (registered in pyproject.toml).
+FOLDER_MARKERS = {"unit", "integration", "rules", "e2e"}
 _db_counter = itertools.count()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            folder = item.path.resolve().relative_to(TESTS_DIR).parts[0]
+        except ValueError:  # a test outside tests/
+            continue
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
 
 
 @pytest.fixture(scope="session")
