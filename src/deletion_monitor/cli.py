@@ -17,7 +17,7 @@ from deletion_monitor import __version__
 
 # subcommand name -> module. Add new subcommands here.
 COMMANDS: dict[str, str] = {
-    "audit-exporter": "deletion_monitor.audit.exporter",
+    "audit-exporter": "deletion_monitor.audit.cli",
     "integrity-exporter": "deletion_monitor.integrity.exporter",
     "check-integrity": "deletion_monitor.integrity.report",
     "watch": "deletion_monitor.reports.watch",

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig, scrape_values
+from deletion_monitor.audit.exporter import ExporterConfig, scrape_values
+from deletion_monitor.audit.poller import AuditExporter
 from deletion_monitor.audit.state import (
     CASCADE_BUCKETS,
     DEFAULT_DURATION_BUCKETS,

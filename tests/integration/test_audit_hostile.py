@@ -31,7 +31,8 @@ from test_audit_exporter import (  # noqa: F401
 )
 
 from deletion_monitor.audit import state as audit_state
-from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig, connect
+from deletion_monitor.audit.exporter import ExporterConfig, connect
+from deletion_monitor.audit.poller import AuditExporter
 from deletion_monitor_demo import workload
 from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 

@@ -31,8 +31,9 @@ from test_audit_exporter import (  # noqa: F401
 )
 from test_audit_exporter_cli import PROCESS_LOCAL
 
-from deletion_monitor.audit import exporter as audit_exporter
-from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig, scrape_values
+from deletion_monitor.audit import poller as audit_poller
+from deletion_monitor.audit.exporter import ExporterConfig, scrape_values
+from deletion_monitor.audit.poller import AuditExporter
 from deletion_monitor_demo import workload
 
 READY = k("deletion_audit_ready")
@@ -51,7 +52,7 @@ class SlowLoad(AuditExporter):
 def test_long_start_up_is_alive_not_ready_and_then_exact(
     audit_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(audit_exporter, "LOAD_PROGRESS_LOG_SECONDS", 0.2)
+    monkeypatch.setattr(audit_poller, "LOAD_PROGRESS_LOG_SECONDS", 0.2)
     workload.insert_rows(audit_dsn, 3000, seed=31, invalid_rate=0.02)
     exporter = SlowLoad(ExporterConfig(dsn=audit_dsn, poll_interval=0.1, initial_chunk_rows=100))
     caplog.set_level(logging.INFO, logger="deletion_monitor.audit.exporter")
@@ -179,7 +180,7 @@ def test_capped_labels_are_the_same_after_a_restart(audit_dsn: str, run_exporter
 
 
 def test_backoff_is_bounded_for_any_number_of_failures() -> None:
-    from deletion_monitor.audit.exporter import backoff_delay
+    from deletion_monitor.audit.poller import backoff_delay
 
     assert backoff_delay(1, 5.0, 30.0) == 5.0
     assert backoff_delay(2, 5.0, 30.0) == 10.0
@@ -192,7 +193,7 @@ def test_poller_survives_more_than_a_thousand_failures(
     audit_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """2 ** failures once overflowed after ~1025 failed connects and ended the poller thread."""
-    real_connect = audit_exporter.connect
+    real_connect = audit_poller.connect
     failing = threading.Event()
     failing.set()
     attempts = [0]
@@ -203,9 +204,9 @@ def test_poller_survives_more_than_a_thousand_failures(
             raise psycopg.OperationalError("connection refused (injected)")
         return real_connect(cfg)
 
-    monkeypatch.setattr(audit_exporter, "connect", connect)
+    monkeypatch.setattr(audit_poller, "connect", connect)
     # The poller logs one warning per failure: keep 1100 of them out of the test output.
-    monkeypatch.setattr(audit_exporter.log, "disabled", True)
+    monkeypatch.setattr(audit_poller.log, "disabled", True)
     workload.insert_rows(audit_dsn, 40, seed=33)
     exporter = AuditExporter(ExporterConfig(dsn=audit_dsn, poll_interval=1e-4, max_backoff=1e-3))
     port = exporter.serve("127.0.0.1", 0)
@@ -231,7 +232,7 @@ def test_poller_survives_an_error_in_its_own_error_handling(
     audit_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Any exception, even one raised while handling a failed poll, keeps the poller alive."""
-    real_connect, real_safe_error = audit_exporter.connect, audit_exporter.safe_error
+    real_connect, real_safe_error = audit_poller.connect, audit_poller.safe_error
     broken = threading.Event()
     broken.set()
 
@@ -245,9 +246,9 @@ def test_poller_survives_an_error_in_its_own_error_handling(
             raise RuntimeError("bug in the error path (injected)")
         return real_safe_error(exc, dsn)
 
-    monkeypatch.setattr(audit_exporter, "connect", connect)
-    monkeypatch.setattr(audit_exporter, "safe_error", safe_error)
-    monkeypatch.setattr(audit_exporter.log, "disabled", True)
+    monkeypatch.setattr(audit_poller, "connect", connect)
+    monkeypatch.setattr(audit_poller, "safe_error", safe_error)
+    monkeypatch.setattr(audit_poller.log, "disabled", True)
     workload.insert_rows(audit_dsn, 10, seed=34)
     exporter = AuditExporter(ExporterConfig(dsn=audit_dsn, poll_interval=0.01, max_backoff=0.05))
     port = exporter.serve("127.0.0.1", 0)

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from support.http import CLIENT_TIMEOUT, _get
 
-from deletion_monitor.audit.exporter import AuditExporter, ExporterConfig
+from deletion_monitor.audit.exporter import ExporterConfig
+from deletion_monitor.audit.poller import AuditExporter
 from deletion_monitor_demo.pgcluster import REPO_ROOT
 from deletion_monitor_demo.services import ManagedProcess, free_port, wait_http
 

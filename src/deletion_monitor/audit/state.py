@@ -245,7 +245,7 @@ def clone_state(s: AuditState) -> AuditState:
 
 
 def merge(s: AuditState, delta: Delta) -> None:
-    """Add the aggregate groups of one query (see audit_exporter.AGGREGATE_SQL) to `s` in place.
+    """Add the aggregate groups of one query (see audit/sql.py, AGGREGATE_SQL) to `s` in place.
 
     May raise halfway (a malformed group): callers merge into a copy (AuditStateStore.apply).
     """
