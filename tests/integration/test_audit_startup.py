@@ -179,16 +179,6 @@ def test_capped_labels_are_the_same_after_a_restart(audit_dsn: str, run_exporter
     assert _stable(after) == _stable(before)  # every series, labels and values
 
 
-def test_backoff_is_bounded_for_any_number_of_failures() -> None:
-    from deletion_monitor.audit.poller import backoff_delay
-
-    assert backoff_delay(1, 5.0, 30.0) == 5.0
-    assert backoff_delay(2, 5.0, 30.0) == 10.0
-    for failures in (1025, 10**6, 10**18):
-        assert backoff_delay(failures, 5.0, 30.0) == 30.0
-        assert backoff_delay(failures, 3600.0, 30.0) == 30.0
-
-
 def test_poller_survives_more_than_a_thousand_failures(
     audit_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
