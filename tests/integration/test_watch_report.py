@@ -31,8 +31,8 @@ from support.reports import parse, run_watch
 
 from deletion_monitor.common.config import CONFIG_PATH, load_config
 from deletion_monitor.common.promapi import PrometheusClient, PrometheusError
+from deletion_monitor.reports import figures, recommendations, report, watch
 from deletion_monitor.reports import render as report_render
-from deletion_monitor.reports import report, watch
 from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
 
 STEP = 300
@@ -81,7 +81,7 @@ class Step:
 
     @property
     def weekday(self) -> str:
-        return report.WEEKDAYS[dt.datetime.fromtimestamp(self.t - STEP, dt.UTC).weekday()]
+        return figures.WEEKDAYS[dt.datetime.fromtimestamp(self.t - STEP, dt.UTC).weekday()]
 
     @property
     def total(self) -> int:
@@ -269,7 +269,7 @@ def openmetrics(cfg: dict[str, Any]) -> str:
         if s is not first:
             cum[f"h{s.hour}"] += s.total
             cum[f"w{s.weekday}"] += s.total
-        for h in report.HOURS:
+        for h in figures.HOURS:
             add(
                 "deletion_requests_by_hour",
                 "counter",
@@ -277,7 +277,7 @@ def openmetrics(cfg: dict[str, Any]) -> str:
                 t,
                 cum[f"h{h}"],
             )
-        for d in report.WEEKDAYS:
+        for d in figures.WEEKDAYS:
             add(
                 "deletion_requests_by_weekday",
                 "counter",
@@ -504,8 +504,8 @@ def test_usage_patterns_figures_equal_loaded_data(prom: str, cfg: dict[str, Any]
     for s in steps:
         by_hour[s.hour] += s.total
         by_day[s.weekday] += s.total
-    assert rep["by_hour"] == {h: by_hour[h] for h in report.HOURS}
-    assert rep["by_weekday"] == {d: by_day[d] for d in report.WEEKDAYS}
+    assert rep["by_hour"] == {h: by_hour[h] for h in figures.HOURS}
+    assert rep["by_weekday"] == {d: by_day[d] for d in figures.WEEKDAYS}
     assert rep["peak_hour"] == f"{PEAK_HOUR:02d}"
 
     daily = [sum(s.total for s in in_window(A_AT - k * DAY, DAY)) for k in range(6, -1, -1)]
@@ -590,7 +590,7 @@ def report_text_cfg(prom: str, cfg: dict[str, Any]) -> str:
 def test_recommendations_fire_exactly_when_conditions_hold(prom: str, cfg: dict[str, Any]) -> None:
     troubled = build(prom, cfg, "usage-patterns", "7d", A_AT)
     calm = build(prom, cfg, "usage-patterns", "7d", B_AT)
-    every_rule = [r.id for r in report.RULES]
+    every_rule = [r.id for r in recommendations.RULES]
     assert troubled["recommendation_rules_fired"] == every_rule
     recs = troubled["optimization_recommendations"]
     assert set(recs) == {
@@ -598,7 +598,7 @@ def test_recommendations_fire_exactly_when_conditions_hold(prom: str, cfg: dict[
         "failure_reduction",
         "monitoring_improvements",
     }
-    for rule in report.RULES:  # each rule's text is in its category, once
+    for rule in recommendations.RULES:  # each rule's text is in its category, once
         assert sum(rule.text(troubled, cfg) == t for t in recs[rule.category]) == 1
     assert any("complex deletions" in t for t in recs["performance_optimization"])
     assert calm["data"] is True

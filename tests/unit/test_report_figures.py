@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from deletion_monitor.common.config import load_config
-from deletion_monitor.reports import report
+from deletion_monitor.reports import recommendations
+from deletion_monitor.reports.figures import LIMITS
 
 USER_TYPES = ("CLIENT", "VENDOR", "DRIVER")  # the user types the calm figures carry
 
@@ -93,17 +94,17 @@ def test_each_rule_fires_only_past_its_boundary(
     cfg: dict[str, Any], case: str, mutate: Any, expected: list[str]
 ) -> None:
     figures = _calm_figures()
-    assert report.recommend(figures, cfg)[1] == []
+    assert recommendations.recommend(figures, cfg)[1] == []
     mutate(figures)
-    recs, fired = report.recommend(figures, cfg)
+    recs, fired = recommendations.recommend(figures, cfg)
     assert sorted(fired) == sorted(expected), case
     assert sum(len(v) for v in recs.values()) == len(expected)
 
 
 def test_docs_list_every_rule_and_limit() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "reports.md").read_text()
-    for rule in report.RULES:
+    for rule in recommendations.RULES:
         assert f"| `{rule.id}` | {rule.category} | {rule.condition} |" in doc, rule.id
-    for name, value in report.LIMITS.items():
+    for name, value in LIMITS.items():
         assert f"| `{name}` | {value:g} |" in doc or f"| `{name}` | {value} |" in doc, name
     assert "0 9 * * 1" in doc

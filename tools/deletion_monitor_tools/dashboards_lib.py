@@ -34,7 +34,7 @@ from grafanalib.core import (
 from deletion_monitor.common.config import load_config
 from deletion_monitor.common.durations import format_duration, parse_duration
 from deletion_monitor.common.promapi import dedup as promapi_dedup
-from deletion_monitor.reports.report import (
+from deletion_monitor.reports.figures import (
     counted_failures_matcher,
     excluded_error_types,
     orphan_categories,

@@ -1,4 +1,4 @@
-"""`deletion-monitor report {usage-patterns,health,trends,compliance}`: reports from Prometheus.
+"""The figures of every report: PromQL built from the config, the queries, the numbers.
 
 Every figure is computed here from the exporters' raw series (deletion_requests_total,
 deletion_duration_seconds_bucket, deletion_integrity_violations, ...) with PromQL built from the
@@ -13,27 +13,16 @@ to the bucket boundaries (`histogram_quantile` interpolates inside the bucket).
 Success and error rates count errors only, as the alerts do: failures of config
 errorRate.excludedErrorTypes (refusals of unauthorised callers) count as failures and per class,
 but not as errors.
-
-optimization_recommendations come from RULES, a table of (condition over measured figures ->
-text); docs/reports.md lists the same table. No recommendation is ever emitted without its rule's
-condition holding on the data in the report.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import math
 import re
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from deletion_monitor.common.cliargs import add_prometheus_url
-from deletion_monitor.common.config import ConfigError, load_config
+from deletion_monitor.common.config import ConfigError
 from deletion_monitor.common.durations import parse_duration
 from deletion_monitor.common.promapi import (
     PrometheusClient,
@@ -42,11 +31,6 @@ from deletion_monitor.common.promapi import (
     format_duration,
 )
 
-HELP = "Usage-pattern, health, trend and compliance reports computed from Prometheus data."
-
-KINDS = ("usage-patterns", "health", "trends", "compliance")
-# The spec's cadence: weekly usage analysis and trends, daily health, monthly compliance.
-DEFAULT_RANGES = {"usage-patterns": "7d", "health": "1d", "trends": "7d", "compliance": "30d"}
 NO_DATA = "no data in range"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -158,6 +142,11 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _count(value: float | None) -> int | None:
     # Exact increases of integer counters are integers; round off float noise.
     return None if value is None else round(value)
+
+
+def iso_time(t: float) -> str:
+    """Unix time `t` as ISO 8601 UTC to the second, as reports print it."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Source:
@@ -487,7 +476,9 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
 
     days = int(days_in_range)
     daily_expr = f"sum({src.inc(src.req(), '1d', span=window)})"
-    daily = [{"day_end": _iso(t), "requests": _count(v)} for t, v in src.daily(daily_expr, days)]
+    daily = [
+        {"day_end": iso_time(t), "requests": _count(v)} for t, v in src.daily(daily_expr, days)
+    ]
     counts = [d["requests"] for d in daily if d["requests"] is not None]
     projection: dict[str, Any] = {"days_used": len(counts)}
     fit = _linear_fit([float(c) for c in counts])
@@ -656,7 +647,7 @@ def trends(src: Source, window: str) -> dict[str, Any]:
         errs = _count(columns["errors"][i][1])
         daily.append(
             {
-                "day_end": _iso(t),
+                "day_end": iso_time(t),
                 "requests": req,
                 "failures": fails if req is not None else None,
                 "errors": errs if req is not None else None,
@@ -766,228 +757,7 @@ def _retention(src: Source) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Recommendation rules
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One documented recommendation: emitted exactly when `applies(figures, cfg)` holds."""
-
-    id: str
-    category: str  # performance_optimization | failure_reduction | monitoring_improvements
-    condition: str  # the condition in words, as docs/reports.md shows it
-    applies: Callable[[dict[str, Any], dict[str, Any]], bool]
-    text: Callable[[dict[str, Any], dict[str, Any]], str]
-
-
-def _share(f: dict[str, Any], error_type: str) -> float:
-    for row in f.get("failure_classes", []):
-        if row["error_type"] == error_type:
-            return row["share"] or 0.0
-    return 0.0
-
-
-def _top_error_class(f: dict[str, Any], cfg: dict[str, Any]) -> str:
-    """The most common failure class that counts as an error (excluded classes skipped)."""
-    excluded = excluded_error_types(cfg)
-    for row in f.get("failure_classes", []):
-        if row["error_type"] not in excluded:
-            return row["error_type"]
-    return "n/a"
-
-
-def _class_count(f: dict[str, Any], error_type: str) -> int:
-    for row in f.get("failure_classes", []):
-        if row["error_type"] == error_type:
-            return row["failures"]
-    return 0
-
-
-def _peak_factor(f: dict[str, Any]) -> float:
-    mean = f.get("mean_hourly_requests")
-    peak = f.get("peak_hour_requests")
-    return peak / mean if mean and peak is not None else 0.0
-
-
-def _typed(f: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        r for r in f.get("user_types", []) if r["requests"] >= LIMITS["min_requests_per_user_type"]
-    ]
-
-
-def _p95_spread(f: dict[str, Any]) -> tuple[float, dict[str, Any], dict[str, Any]] | None:
-    rows = [r for r in _typed(f) if r["p95_seconds"]]
-    if len(rows) < 2:
-        return None
-    slow = max(rows, key=lambda r: r["p95_seconds"])
-    fast = min(rows, key=lambda r: r["p95_seconds"])
-    return slow["p95_seconds"] / fast["p95_seconds"], slow, fast
-
-
-def _bad_types(f: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in _typed(f)
-        if r["error_rate"] is not None and r["error_rate"] > cfg["errorRate"]["warning"]
-    ]
-
-
-def _complex_p95(f: dict[str, Any]) -> float | None:
-    return (f.get("complex_deletions") or {}).get("p95_seconds")
-
-
-def _growth(f: dict[str, Any]) -> float | None:
-    return (f.get("capacity_projection") or {}).get("growth_factor_30d")
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "complex_deletions_slow",
-        "performance_optimization",
-        "p95 of complex deletions (deletion_large_cascade_duration_seconds) > latency.p95Target",
-        lambda f, c: (_complex_p95(f) or 0) > c["latency"]["p95Target"],
-        lambda f, c: (
-            "Consider database query optimization for complex deletions: p95 of deletions "
-            f"removing many rows is {_complex_p95(f):.2f} s "
-            f"(target < {c['latency']['p95Target']:g} s)"
-        ),
-    ),
-    Rule(
-        "latency_above_target",
-        "performance_optimization",
-        "p95 > latency.p95Target or average > latency.averageTarget (all deletions)",
-        lambda f, c: (
-            (f["latency"]["p95_seconds"] or 0) > c["latency"]["p95Target"]
-            or (f["latency"]["average_seconds"] or 0) > c["latency"]["averageTarget"]
-        ),
-        lambda f, c: (
-            "Profile slow deletion operations: p95 "
-            f"{f['latency']['p95_seconds'] or 0:.2f} s, average "
-            f"{f['latency']['average_seconds'] or 0:.2f} s (targets < "
-            f"{c['latency']['p95Target']:g} s and < {c['latency']['averageTarget']:g} s)"
-        ),
-    ),
-    Rule(
-        "peak_hour_batching",
-        "performance_optimization",
-        "peak hour volume >= peak_hour_batching_factor x mean hourly volume",
-        lambda f, c: _peak_factor(f) >= LIMITS["peak_hour_batching_factor"],
-        lambda f, c: (
-            "Implement deletion operation batching for bulk operations: "
-            f"{f['peak_hour']}:00 UTC carries {_peak_factor(f):.1f}x the mean hourly volume"
-        ),
-    ),
-    Rule(
-        "capacity_growth",
-        "performance_optimization",
-        "fitted daily volume 30 days ahead >= capacity_growth_factor x today's",
-        lambda f, c: (_growth(f) or 0) >= LIMITS["capacity_growth_factor"],
-        lambda f, c: (
-            "Plan capacity for growth: daily deletions trend to "
-            f"{f['capacity_projection']['projected_daily_in_30d']:.0f} in 30 days "
-            f"({_growth(f):.1f}x today)"
-        ),
-    ),
-    Rule(
-        "timeouts_share",
-        "failure_reduction",
-        "timeout failures >= failure_class_share of all failures",
-        lambda f, c: _share(f, "timeout") >= LIMITS["failure_class_share"],
-        lambda f, c: (
-            "Improve error handling for timeout scenarios: "
-            f"{_class_count(f, 'timeout')} timeouts, {_share(f, 'timeout'):.0%} of failures"
-        ),
-    ),
-    Rule(
-        "authorization_share",
-        "failure_reduction",
-        "authorization failures >= failure_class_share of all failures",
-        lambda f, c: _share(f, "authorization") >= LIMITS["failure_class_share"],
-        lambda f, c: (
-            "Enhance user feedback for authorization failures: "
-            f"{_class_count(f, 'authorization')} rejected, "
-            f"{_share(f, 'authorization'):.0%} of failures"
-        ),
-    ),
-    Rule(
-        "error_rate_above_slo",
-        "failure_reduction",
-        "error rate over the range > 1 - slo.target",
-        lambda f, c: (f["totals"]["error_rate"] or 0) > 1 - c["slo"]["target"],
-        lambda f, c: (
-            f"Reduce the overall failure rate: {f['totals']['error_rate']:.2%} of deletions "
-            f"failed (target < {1 - c['slo']['target']:.2%}); most common class: "
-            f"{_top_error_class(f, c)}"
-        ),
-    ),
-    Rule(
-        "user_type_error_rate",
-        "failure_reduction",
-        "a user type with >= min_requests_per_user_type deletions has error rate > "
-        "errorRate.warning",
-        lambda f, c: bool(_bad_types(f, c)),
-        lambda f, c: (
-            "Investigate failing deletions of "
-            + ", ".join(
-                f"{r['user_type']} ({r['error_rate']:.1%} of {r['requests']})"
-                for r in _bad_types(f, c)
-            )
-        ),
-    ),
-    Rule(
-        "unknown_failures",
-        "monitoring_improvements",
-        "failures classified as error_type=unknown > 0",
-        lambda f, c: _class_count(f, "unknown") > 0,
-        lambda f, c: (
-            f"Classify the {_class_count(f, 'unknown')} failures of unknown type in the "
-            "application's error mapping so they can be alerted on"
-        ),
-    ),
-    Rule(
-        "peak_hour_alerting",
-        "monitoring_improvements",
-        "peak hour volume >= peak_hour_alerting_factor x mean hourly volume",
-        lambda f, c: _peak_factor(f) >= LIMITS["peak_hour_alerting_factor"],
-        lambda f, c: (
-            f"Implement predictive alerting for peak usage times ({f['peak_hour']}:00 UTC, "
-            f"{_peak_factor(f):.1f}x the mean hour)"
-        ),
-    ),
-    Rule(
-        "user_type_latency_spread",
-        "monitoring_improvements",
-        "slowest user type's p95 >= user_type_p95_spread x fastest's "
-        "(types with >= min_requests_per_user_type deletions)",
-        lambda f, c: (_p95_spread(f) or (0,))[0] >= LIMITS["user_type_p95_spread"],
-        lambda f, c: (
-            "Add correlation analysis between user types and performance: "
-            f"{_p95_spread(f)[1]['user_type']} p95 {_p95_spread(f)[1]['p95_seconds']:.2f} s vs "
-            f"{_p95_spread(f)[2]['user_type']} {_p95_spread(f)[2]['p95_seconds']:.2f} s"
-        ),
-    ),
-)
-
-REC_CATEGORIES = ("performance_optimization", "failure_reduction", "monitoring_improvements")
-
-
-def recommend(
-    figures: dict[str, Any], cfg: dict[str, Any]
-) -> tuple[dict[str, list[str]], list[str]]:
-    """Apply RULES to usage-pattern figures: (the spec's JSON shape, ids of rules that fired)."""
-    out: dict[str, list[str]] = {c: [] for c in REC_CATEGORIES}
-    fired: list[str] = []
-    if not figures.get("data"):
-        return out, fired
-    for rule in RULES:
-        if rule.applies(figures, cfg):
-            out[rule.category].append(rule.text(figures, cfg))
-            fired.append(rule.id)
-    return out, fired
-
-
-# --------------------------------------------------------------------------------------------
-# Plots (data for report_render's SVG charts, HTML only)
+# Plots (data for render.py's SVG charts, HTML only)
 
 
 def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1044,129 +814,3 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
         }
     )
     return plots
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> float:
-    """`now`, a unix timestamp, or an ISO 8601 time (UTC unless it carries an offset)."""
-    if text == "now":
-        return dt.datetime.now(dt.UTC).timestamp()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"expected now, a unix time or ISO 8601, got {text!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
-
-
-GATHER = {
-    "usage-patterns": usage_patterns,
-    "health": health,
-    "trends": trends,
-    "compliance": compliance,
-}
-
-
-def build_report(
-    client: PrometheusClient,
-    cfg: dict[str, Any],
-    kind: str,
-    window: str,
-    at: float,
-    with_plots: bool = False,
-) -> dict[str, Any]:
-    """The report as a JSON-ready dict (plots under `_plots` when asked for)."""
-    seconds = parse_duration(window)
-    src = Source(client, cfg, at)
-    figures = GATHER[kind](src, window)
-    report: dict[str, Any] = {
-        "report": kind,
-        "range": window,
-        "start": _iso(at - seconds),
-        "end": _iso(at),
-        "prometheus": client.base_url,
-        "data": bool(figures.get("data")),
-    }
-    if not figures.get("data"):
-        report["message"] = NO_DATA
-    report.update({k: v for k, v in figures.items() if k != "data"})
-    if kind == "usage-patterns":
-        recs, fired = recommend(figures, cfg)
-        report["optimization_recommendations"] = recs
-        report["recommendation_rules_fired"] = fired
-    report["counter_resets"] = sorted(src.reset_metrics)
-    report["counts_exact"] = not src.reset_metrics
-    # Monitoring began inside the range: counts cover the time since the first sample only.
-    report["coverage"] = "partial" if src.partial else "full"
-    if with_plots:
-        report["_plots"] = plot_data(src, kind, window, figures)
-    return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=KINDS, help="which report")
-    add_prometheus_url(parser)
-    parser.add_argument(
-        "--range",
-        dest="window",
-        default=None,
-        help="how far back the report looks, e.g. 1d, 7d, 30d (default: health 1d, "
-        "usage-patterns 7d, trends 7d, compliance 30d)",
-    )
-    parser.add_argument("--format", choices=("json", "markdown", "html"), default="json")
-    parser.add_argument("--output", type=Path, default=None, help="write here instead of stdout")
-    parser.add_argument(
-        "--at",
-        default="now",
-        help="end of the range: now, unix time or ISO 8601 (default: now)",
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="per-query timeout, seconds")
-
-
-def run(args: argparse.Namespace) -> int:
-    from deletion_monitor.reports import render as report_render
-
-    window = args.window or DEFAULT_RANGES[args.kind]
-    try:
-        seconds = parse_duration(window)
-        window = format_duration(seconds)
-    except ValueError as exc:
-        sys.stderr.write(f"deletion-monitor report: --range: {exc}\n")
-        return 2
-    try:
-        at = parse_time(args.at)
-    except ValueError as exc:
-        sys.stderr.write(f"deletion-monitor report: --at: {exc}\n")
-        return 2
-    try:
-        cfg = load_config()
-        client = PrometheusClient(args.prometheus, timeout=args.timeout)
-        report = build_report(client, cfg, args.kind, window, at, with_plots=args.format == "html")
-    except (ConfigError, PrometheusError) as exc:
-        sys.stderr.write(f"deletion-monitor report: {exc}\n")
-        return 2
-    text = report_render.render(report, args.format)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def to_json(report: dict[str, Any]) -> str:
-    """Stable JSON of a report without the plot data."""
-    clean = {k: v for k, v in report.items() if not k.startswith("_")}
-    return json.dumps(clean, indent=2, sort_keys=False) + "\n"

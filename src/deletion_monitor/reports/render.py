@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from deletion_monitor.reports.report import NO_DATA, to_json
+from deletion_monitor.reports.figures import NO_DATA
 
 TITLES = {
     "usage-patterns": "Deletion usage-pattern analysis",
@@ -535,6 +536,12 @@ def html_report(report: dict[str, Any]) -> str:
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Stable JSON of a report without the plot data."""
+    clean = {k: v for k, v in report.items() if not k.startswith("_")}
+    return json.dumps(clean, indent=2, sort_keys=False) + "\n"
 
 
 def render(report: dict[str, Any], fmt: str) -> str:

@@ -38,7 +38,8 @@ from deletion_monitor.common.promapi import (
     dedup,
     format_duration,
 )
-from deletion_monitor.reports.report import Source, excluded_error_types, parse_time, selector
+from deletion_monitor.reports.figures import Source, excluded_error_types, selector
+from deletion_monitor.reports.report import parse_time
 
 HELP = "Live console of deletion health from Prometheus (the spec's monitor:immediate)."
 WINDOW_SECONDS = 3600  # "deletions in the last hour" and every per-hour figure below
@@ -172,7 +173,7 @@ def measure(client: PrometheusClient, cfg: dict[str, Any], at: float | None) -> 
     integrity, app = cfg["integrityExporterSelector"], cfg["appSelector"]
     w = window(cfg)
     when = time.time() if at is None else at
-    # The reports' exact counting (report.Source): no extrapolation, counter resets and a
+    # The reports' exact counting (figures.Source): no extrapolation, counter resets and a
     # monitoring start inside the hour handled, so the first hour after deploying the exporter
     # on an existing audit log does not show the whole history as "the last hour".
     src = Source(client, cfg, when)

@@ -1,0 +1,231 @@
+"""The usage-pattern report's optimization_recommendations: RULES and recommend().
+
+Each rule is a condition over measured figures and a text; docs/reports.md lists the same
+table. No recommendation is ever emitted without its rule's condition holding on the data in
+the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from deletion_monitor.reports.figures import LIMITS, excluded_error_types
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One documented recommendation: emitted exactly when `applies(figures, cfg)` holds."""
+
+    id: str
+    category: str  # performance_optimization | failure_reduction | monitoring_improvements
+    condition: str  # the condition in words, as docs/reports.md shows it
+    applies: Callable[[dict[str, Any], dict[str, Any]], bool]
+    text: Callable[[dict[str, Any], dict[str, Any]], str]
+
+
+def _share(f: dict[str, Any], error_type: str) -> float:
+    for row in f.get("failure_classes", []):
+        if row["error_type"] == error_type:
+            return row["share"] or 0.0
+    return 0.0
+
+
+def _top_error_class(f: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """The most common failure class that counts as an error (excluded classes skipped)."""
+    excluded = excluded_error_types(cfg)
+    for row in f.get("failure_classes", []):
+        if row["error_type"] not in excluded:
+            return row["error_type"]
+    return "n/a"
+
+
+def _class_count(f: dict[str, Any], error_type: str) -> int:
+    for row in f.get("failure_classes", []):
+        if row["error_type"] == error_type:
+            return row["failures"]
+    return 0
+
+
+def _peak_factor(f: dict[str, Any]) -> float:
+    mean = f.get("mean_hourly_requests")
+    peak = f.get("peak_hour_requests")
+    return peak / mean if mean and peak is not None else 0.0
+
+
+def _typed(f: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r for r in f.get("user_types", []) if r["requests"] >= LIMITS["min_requests_per_user_type"]
+    ]
+
+
+def _p95_spread(f: dict[str, Any]) -> tuple[float, dict[str, Any], dict[str, Any]] | None:
+    rows = [r for r in _typed(f) if r["p95_seconds"]]
+    if len(rows) < 2:
+        return None
+    slow = max(rows, key=lambda r: r["p95_seconds"])
+    fast = min(rows, key=lambda r: r["p95_seconds"])
+    return slow["p95_seconds"] / fast["p95_seconds"], slow, fast
+
+
+def _bad_types(f: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in _typed(f)
+        if r["error_rate"] is not None and r["error_rate"] > cfg["errorRate"]["warning"]
+    ]
+
+
+def _complex_p95(f: dict[str, Any]) -> float | None:
+    return (f.get("complex_deletions") or {}).get("p95_seconds")
+
+
+def _growth(f: dict[str, Any]) -> float | None:
+    return (f.get("capacity_projection") or {}).get("growth_factor_30d")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "complex_deletions_slow",
+        "performance_optimization",
+        "p95 of complex deletions (deletion_large_cascade_duration_seconds) > latency.p95Target",
+        lambda f, c: (_complex_p95(f) or 0) > c["latency"]["p95Target"],
+        lambda f, c: (
+            "Consider database query optimization for complex deletions: p95 of deletions "
+            f"removing many rows is {_complex_p95(f):.2f} s "
+            f"(target < {c['latency']['p95Target']:g} s)"
+        ),
+    ),
+    Rule(
+        "latency_above_target",
+        "performance_optimization",
+        "p95 > latency.p95Target or average > latency.averageTarget (all deletions)",
+        lambda f, c: (
+            (f["latency"]["p95_seconds"] or 0) > c["latency"]["p95Target"]
+            or (f["latency"]["average_seconds"] or 0) > c["latency"]["averageTarget"]
+        ),
+        lambda f, c: (
+            "Profile slow deletion operations: p95 "
+            f"{f['latency']['p95_seconds'] or 0:.2f} s, average "
+            f"{f['latency']['average_seconds'] or 0:.2f} s (targets < "
+            f"{c['latency']['p95Target']:g} s and < {c['latency']['averageTarget']:g} s)"
+        ),
+    ),
+    Rule(
+        "peak_hour_batching",
+        "performance_optimization",
+        "peak hour volume >= peak_hour_batching_factor x mean hourly volume",
+        lambda f, c: _peak_factor(f) >= LIMITS["peak_hour_batching_factor"],
+        lambda f, c: (
+            "Implement deletion operation batching for bulk operations: "
+            f"{f['peak_hour']}:00 UTC carries {_peak_factor(f):.1f}x the mean hourly volume"
+        ),
+    ),
+    Rule(
+        "capacity_growth",
+        "performance_optimization",
+        "fitted daily volume 30 days ahead >= capacity_growth_factor x today's",
+        lambda f, c: (_growth(f) or 0) >= LIMITS["capacity_growth_factor"],
+        lambda f, c: (
+            "Plan capacity for growth: daily deletions trend to "
+            f"{f['capacity_projection']['projected_daily_in_30d']:.0f} in 30 days "
+            f"({_growth(f):.1f}x today)"
+        ),
+    ),
+    Rule(
+        "timeouts_share",
+        "failure_reduction",
+        "timeout failures >= failure_class_share of all failures",
+        lambda f, c: _share(f, "timeout") >= LIMITS["failure_class_share"],
+        lambda f, c: (
+            "Improve error handling for timeout scenarios: "
+            f"{_class_count(f, 'timeout')} timeouts, {_share(f, 'timeout'):.0%} of failures"
+        ),
+    ),
+    Rule(
+        "authorization_share",
+        "failure_reduction",
+        "authorization failures >= failure_class_share of all failures",
+        lambda f, c: _share(f, "authorization") >= LIMITS["failure_class_share"],
+        lambda f, c: (
+            "Enhance user feedback for authorization failures: "
+            f"{_class_count(f, 'authorization')} rejected, "
+            f"{_share(f, 'authorization'):.0%} of failures"
+        ),
+    ),
+    Rule(
+        "error_rate_above_slo",
+        "failure_reduction",
+        "error rate over the range > 1 - slo.target",
+        lambda f, c: (f["totals"]["error_rate"] or 0) > 1 - c["slo"]["target"],
+        lambda f, c: (
+            f"Reduce the overall failure rate: {f['totals']['error_rate']:.2%} of deletions "
+            f"failed (target < {1 - c['slo']['target']:.2%}); most common class: "
+            f"{_top_error_class(f, c)}"
+        ),
+    ),
+    Rule(
+        "user_type_error_rate",
+        "failure_reduction",
+        "a user type with >= min_requests_per_user_type deletions has error rate > "
+        "errorRate.warning",
+        lambda f, c: bool(_bad_types(f, c)),
+        lambda f, c: (
+            "Investigate failing deletions of "
+            + ", ".join(
+                f"{r['user_type']} ({r['error_rate']:.1%} of {r['requests']})"
+                for r in _bad_types(f, c)
+            )
+        ),
+    ),
+    Rule(
+        "unknown_failures",
+        "monitoring_improvements",
+        "failures classified as error_type=unknown > 0",
+        lambda f, c: _class_count(f, "unknown") > 0,
+        lambda f, c: (
+            f"Classify the {_class_count(f, 'unknown')} failures of unknown type in the "
+            "application's error mapping so they can be alerted on"
+        ),
+    ),
+    Rule(
+        "peak_hour_alerting",
+        "monitoring_improvements",
+        "peak hour volume >= peak_hour_alerting_factor x mean hourly volume",
+        lambda f, c: _peak_factor(f) >= LIMITS["peak_hour_alerting_factor"],
+        lambda f, c: (
+            f"Implement predictive alerting for peak usage times ({f['peak_hour']}:00 UTC, "
+            f"{_peak_factor(f):.1f}x the mean hour)"
+        ),
+    ),
+    Rule(
+        "user_type_latency_spread",
+        "monitoring_improvements",
+        "slowest user type's p95 >= user_type_p95_spread x fastest's "
+        "(types with >= min_requests_per_user_type deletions)",
+        lambda f, c: (_p95_spread(f) or (0,))[0] >= LIMITS["user_type_p95_spread"],
+        lambda f, c: (
+            "Add correlation analysis between user types and performance: "
+            f"{_p95_spread(f)[1]['user_type']} p95 {_p95_spread(f)[1]['p95_seconds']:.2f} s vs "
+            f"{_p95_spread(f)[2]['user_type']} {_p95_spread(f)[2]['p95_seconds']:.2f} s"
+        ),
+    ),
+)
+
+REC_CATEGORIES = ("performance_optimization", "failure_reduction", "monitoring_improvements")
+
+
+def recommend(
+    figures: dict[str, Any], cfg: dict[str, Any]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Apply RULES to usage-pattern figures: (the spec's JSON shape, ids of rules that fired)."""
+    out: dict[str, list[str]] = {c: [] for c in REC_CATEGORIES}
+    fired: list[str] = []
+    if not figures.get("data"):
+        return out, fired
+    for rule in RULES:
+        if rule.applies(figures, cfg):
+            out[rule.category].append(rule.text(figures, cfg))
+            fired.append(rule.id)
+    return out, fired
