@@ -238,7 +238,7 @@ WHERE (a.tx, a.id) <= (%(tx)s::text::xid8, %(id)s)
 def statements(table: sql.Composable) -> dict[str, sql.Composed]:
     """Every statement above by the poller's name for it, with {table} bound to `table`."""
     return {
-        name: sql.SQL(text).format(table=table)  # type: ignore[arg-type]
+        name: sql.SQL(text).format(table=table)
         for name, text in {
             "agg": AGGREGATE_SQL,
             "tables": TABLES_SQL,

@@ -521,22 +521,22 @@ class AuditCollector:
         recent = sorted(s.app_versions.items(), key=lambda kv: (kv[1], kv[0]))[
             -s.max_app_versions :
         ]
-        fam = GaugeMetricFamily(
+        gauge = GaugeMetricFamily(
             "deletion_app_version_first_seen_timestamp_seconds",
             "occurred_at of the first audit row of each recent app_version (deploy marker).",
             labels=["app_version"],
         )
         for version, seen in recent:
-            fam.add_metric([version], seen)
-        yield fam
-        fam = GaugeMetricFamily(
+            gauge.add_metric([version], seen)
+        yield gauge
+        gauge = GaugeMetricFamily(
             "deletion_app_version_info",
             "1 for the newest app_version by first appearance.",
             labels=["app_version"],
         )
         if recent:
-            fam.add_metric([recent[-1][0]], 1)
-        yield fam
+            gauge.add_metric([recent[-1][0]], 1)
+        yield gauge
 
     def _self_metrics(self, s: AuditState) -> Iterable[Metric]:
         rows_created = s.first_any_row_ts
@@ -624,8 +624,8 @@ class AuditCollector:
             "Seconds the start-up aggregate over the audit table took.",
             s.initial_load_seconds,
         )
-        fam = GaugeMetricFamily(
+        gauge = GaugeMetricFamily(
             "deletion_audit_exporter_info", "Exporter version.", labels=["version"]
         )
-        fam.add_metric([__version__], 1)
-        yield fam
+        gauge.add_metric([__version__], 1)
+        yield gauge

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.abc import Params
 
 from deletion_monitor.common.redaction import redact
 from deletion_monitor.integrity.checks import Check
@@ -119,11 +120,12 @@ def _evaluate(rows: list[tuple[object, ...]], check: Check, result: CheckResult)
     result.violations = _as_count(rows[0][0], check)
 
 
-def _fetch(cur: psycopg.Cursor, sql: str, params: object, limit: int) -> list[tuple[object, ...]]:
+def _fetch(
+    cur: psycopg.Cursor, sql: str, params: Params | None, limit: int
+) -> list[tuple[object, ...]]:
     # stream() always uses the extended protocol (one statement only), and with the LIMIT
-    # wrapper the server never produces more than `limit` rows. arg-type: psycopg wants a
-    # LiteralString query; a check's SQL is configuration text by design (read-only transaction).
-    return list(cur.stream(bounded(sql, limit), params, size=STREAM_CHUNK))  # type: ignore[arg-type]
+    # wrapper the server never produces more than `limit` rows.
+    return list(cur.stream(bounded(sql, limit), params, size=STREAM_CHUNK))
 
 
 def run_check(

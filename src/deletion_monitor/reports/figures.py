@@ -447,7 +447,7 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
     fail_by_type = src.total_by(src.fail(), window, "user_type")
     err_by_type = src.total_by(src.errors(), window, "user_type") if src.excludes else fail_by_type
     p95_by_type = src.quantile_by(0.95, "deletion_duration_seconds", "user_type", window)
-    user_types = []
+    user_types: list[dict[str, Any]] = []
     for ut in sorted(req_by_type):
         n = _count(req_by_type[ut]) or 0
         f = min(_count(fail_by_type.get(ut)) or 0, n)

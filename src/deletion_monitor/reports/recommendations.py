@@ -69,6 +69,19 @@ def _p95_spread(f: dict[str, Any]) -> tuple[float, dict[str, Any], dict[str, Any
     return slow["p95_seconds"] / fast["p95_seconds"], slow, fast
 
 
+def _p95_spread_text(f: dict[str, Any]) -> str:
+    """The latency-spread recommendation, emitted only when its rule applies (a spread exists)."""
+    spread = _p95_spread(f)
+    if spread is None:
+        raise ValueError("user_type_latency_spread: fewer than two user types with a p95")
+    _, slow, fast = spread
+    return (
+        "Add correlation analysis between user types and performance: "
+        f"{slow['user_type']} p95 {slow['p95_seconds']:.2f} s vs "
+        f"{fast['user_type']} {fast['p95_seconds']:.2f} s"
+    )
+
+
 def _bad_types(f: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         r
@@ -205,11 +218,7 @@ RULES: tuple[Rule, ...] = (
         "slowest user type's p95 >= user_type_p95_spread x fastest's "
         "(types with >= min_requests_per_user_type deletions)",
         lambda f, c: (_p95_spread(f) or (0,))[0] >= LIMITS["user_type_p95_spread"],
-        lambda f, c: (
-            "Add correlation analysis between user types and performance: "
-            f"{_p95_spread(f)[1]['user_type']} p95 {_p95_spread(f)[1]['p95_seconds']:.2f} s vs "
-            f"{_p95_spread(f)[2]['user_type']} {_p95_spread(f)[2]['p95_seconds']:.2f} s"
-        ),
+        lambda f, c: _p95_spread_text(f),
     ),
 )
 
