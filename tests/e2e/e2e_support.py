@@ -37,8 +37,10 @@ COMPRESSION = 60.0
 PAGER_WINDOW = 15 * 60  # error rate above 2 % must page within the critical ladder
 INTEGRITY_WINDOW = 15 * 60  # spec: integrity issues detected within 15 min
 
+Results = dict[str, dict[str, float]]  # scenario -> measure -> seconds
 
-def module_stack(results: dict[str, dict[str, float]]) -> Iterator[Stack]:
+
+def module_stack(results: Results) -> Iterator[Stack]:
     """A started stack after a healthy warm-up; stopped (and its detection times written) when
     the module is done. Set KEEP_E2E_WORKDIR=1 to keep its logs and data."""
     workdir = Path(tempfile.mkdtemp(prefix="dm-e2e-"))
@@ -59,7 +61,7 @@ def module_stack(results: dict[str, dict[str, float]]) -> Iterator[Stack]:
             remove_workdir(workdir)
 
 
-def write_results(results: dict[str, dict[str, float]]) -> None:
+def write_results(results: Results) -> None:
     """Merge this module's detection times into bench/out/e2e-detection.json (under a lock: the
     modules may finish at the same time in two pytest workers)."""
     if not results:

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from e2e_support import (
     PAGER_WINDOW,
+    Results,
     all_resolved,
     assert_pages,
     budget,
     firing,
     hold_until_escalated,
     incident_firing,
-    module_stack,
     notified,
     page_counts,
     quiet,
@@ -31,13 +30,6 @@ from deletion_monitor_demo.run import PAGE_RECEIVERS, SLACK_RECEIVERS
 from deletion_monitor_demo.stack import Stack
 
 pytestmark = pytest.mark.slow
-
-RESULTS: dict[str, dict[str, float]] = {}
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    yield from module_stack(RESULTS)
 
 
 def test_healthy_traffic_pages_nobody(stack: Stack) -> None:
@@ -66,7 +58,7 @@ def test_healthy_traffic_pages_nobody(stack: Stack) -> None:
     assert total is not None and total > 0
 
 
-def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack) -> None:
+def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack, results: Results) -> None:
     """25 % failures: the error ratio, the post-deploy ladder and the burn rates are ONE
     availability incident: one on-call page (with a Slack copy), the compressed 15 minutes later
     one senior page, at 30 one manager page; cleared, all three PagerDuty incidents resolve and
@@ -114,7 +106,7 @@ def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack) -> None:
     time.sleep(8)  # more than a compressed group_interval + repeat: nothing may follow
     got = assert_pages(stack, "error-spike", t0, t1)
     assert all_resolved(stack, t0, t1), "a trigger followed the resolve"
-    RESULTS["error-spike"] = {
+    results["error-spike"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "pagerduty_senior": escalated - t0,
@@ -125,7 +117,7 @@ def test_error_spike_pages_oncall_escalates_and_resolves(stack: Stack) -> None:
     }
 
 
-def test_timeout_storm_raises_performance_alert(stack: Stack) -> None:
+def test_timeout_storm_raises_performance_alert(stack: Stack, results: Results) -> None:
     """30 % of deletions outlive the statement timeout: more than 5 timeouts in the (compressed)
     hour fire DeletionTimeoutsHigh (warning) to the ops channel; the timed-out deletions fail, so
     the error ratio and the p95 page too, all ONE availability incident (with its escalations
@@ -156,14 +148,16 @@ def test_timeout_storm_raises_performance_alert(stack: Stack) -> None:
     )
     assert timeouts is not None and timeouts > 5
     got = settle_and_assert(stack, "timeouts", t0, t1, follows=("monitoring",))
-    RESULTS["timeouts"] = {
+    results["timeouts"] = {
         "alert_firing": fired - t0,
         "slack_ops": sent - t0,
         **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
-def test_slow_deletions_raise_latency_warnings_without_paging(stack: Stack) -> None:
+def test_slow_deletions_raise_latency_warnings_without_paging(
+    stack: Stack, results: Results
+) -> None:
     """Every deletion 6 s slower: the p95 passes 5 s (warning, below the 10 s critical level) and
     the average 2 s: the availability incident's latency SLI in the ops channel, nobody paged.
     The slow deletions hold their pooled connections: pool saturation (resources) is a
@@ -189,14 +183,14 @@ def test_slow_deletions_raise_latency_warnings_without_paging(stack: Stack) -> N
         stack.clear("latency")
     t1 = time.time()
     got = settle_and_assert(stack, "latency", t0, t1, follows=("resources",))
-    RESULTS["latency"] = {
+    results["latency"] = {
         "alert_firing": fired - t0,
         "slack_ops": sent - t0,
         **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
-def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack) -> None:
+def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack, results: Results) -> None:
     """Every deletion keeps 2 MiB: resident memory passes 80 % of the app's limit and
     DeletionAppMemoryHigh (warning) reaches the ops channel; released, it resolves."""
     quiet(stack)
@@ -228,7 +222,7 @@ def test_memory_leak_raises_resource_alert_and_resolves(stack: Stack) -> None:
         "DeletionAppMemoryHigh resolved after the memory was released",
     )
     got = settle_and_assert(stack, "memory-leak", t0, t1)
-    RESULTS["memory-leak"] = {
+    results["memory-leak"] = {
         "alert_firing": fired - t0,
         "slack_ops": sent - t0,
         "resolved_after_fix": resolved - t1,
@@ -251,30 +245,41 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     if not hasattr(render, "all_panel_queries"):
         pytest.skip("render_dashboards.all_panel_queries() does not exist yet")
     # The scenarios before may have run on fresh monitoring (reset_monitoring), so this test
-    # makes the failures its panels show itself: a few seconds of the error spike, then one
-    # more rule cycle to record them.
+    # makes what its panels show itself: the error spike, held until an alert of it fires (the
+    # "firing alerts" panels read ALERTS), queried while it lasts.
     stack.apply("error-spike")
-    time.sleep(6)
-    stack.clear("error-spike")
-    time.sleep(3)
-    queries = render.all_panel_queries(range_="1h", rate_interval="1m", interval="1m")
-    assert queries, "the dashboards have no queries"
-    empty, excused = [], []
-    for uid, title, expr in queries:
-        excuses = {
-            p: w
-            for p, w in NO_DATA_HERE.items()
-            if "probe" not in p or "blackbox" not in stack.procs
-        }
-        reason = next((why for pat, why in excuses.items() if re.search(pat, expr)), None)
-        if stack.prom.query(expr):
-            continue
-        (excused if reason else empty).append(f"{uid} / {title}: {expr} ({reason or 'no data'})")
-    assert not empty, f"{len(empty)} of {len(queries)} panel queries return nothing:\n" + "\n".join(
-        empty
-    )
+    try:
+        wait(
+            stack,
+            lambda: (
+                incident_firing(stack, "availability", "warning")
+                or incident_firing(stack, "availability")
+            ),
+            budget(PAGER_WINDOW),
+            "an alert of the error spike firing",
+        )
+        empty, excused, total = _panel_queries_without_data(stack, render)
+    finally:
+        stack.clear("error-spike")
+    assert total, "the dashboards have no queries"
+    assert not empty, f"{len(empty)} of {total} panel queries return nothing:\n" + "\n".join(empty)
     if excused:
         pytest.skip(
-            f"{len(excused)} of {len(queries)} queries need data this stack cannot "
+            f"{len(excused)} of {total} queries need data this stack cannot "
             "produce:\n" + "\n".join(excused)
         )
+
+
+def _panel_queries_without_data(stack: Stack, render: Any) -> tuple[list[str], list[str], int]:
+    """(queries with no data and no excuse, those excused by NO_DATA_HERE, number of queries)."""
+    queries = render.all_panel_queries(range_="1h", rate_interval="1m", interval="1m")
+    excuses = {
+        p: w for p, w in NO_DATA_HERE.items() if "probe" not in p or "blackbox" not in stack.procs
+    }
+    empty, excused = [], []
+    for uid, title, expr in queries:
+        if stack.prom.query(expr):
+            continue
+        reason = next((why for pat, why in excuses.items() if re.search(pat, expr)), None)
+        (excused if reason else empty).append(f"{uid} / {title}: {expr} ({reason or 'no data'})")
+    return empty, excused, len(queries)

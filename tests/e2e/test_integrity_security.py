@@ -6,15 +6,14 @@ once per level, and nothing after the clear."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from e2e_support import (
     INTEGRITY_WINDOW,
+    Results,
     budget,
     firing,
     hold_until_escalated,
-    module_stack,
     notified,
     quiet,
     settle_and_assert,
@@ -25,15 +24,8 @@ from deletion_monitor_demo.stack import Stack
 
 pytestmark = pytest.mark.slow
 
-RESULTS: dict[str, dict[str, float]] = {}
 
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    yield from module_stack(RESULTS)
-
-
-def test_authorization_attack_reaches_security_channel(stack: Stack) -> None:
+def test_authorization_attack_reaches_security_channel(stack: Stack, results: Results) -> None:
     """Forged and non-admin tokens: DeletionAuthorizationFailuresHigh (category security) goes
     to the security receiver."""
     quiet(stack)
@@ -84,14 +76,14 @@ def test_authorization_attack_reaches_security_channel(stack: Stack) -> None:
         "the exporter counting every refusal the load generator saw",
     )
     got = settle_and_assert(stack, "auth-attack", t0, t1)
-    RESULTS["auth-attack"] = {
+    results["auth-attack"] = {
         "alert_firing": fired - t0,
         "slack_security": sent - t0,
         **{f"pages_{k}": float(v) for k, v in got.items()},
     }
 
 
-def test_skipped_cleanup_raises_integrity_alert(stack: Stack) -> None:
+def test_skipped_cleanup_raises_integrity_alert(stack: Stack, results: Results) -> None:
     """Deletions that skip the manual clean-up leave orphaned dispatches/uploads/addresses: the
     integrity exporter counts them, DeletionOrphanedRecords (warning) reaches the ops channel, and
     as every deletion adds orphans the violations pass 10 (critical) and the completeness audit
@@ -137,7 +129,7 @@ def test_skipped_cleanup_raises_integrity_alert(stack: Stack) -> None:
         stack.clear("orphans")  # also removes the orphans (the runbook's clean-up)
     t1 = time.time()
     got = settle_and_assert(stack, "orphans", t0, t1)
-    RESULTS["orphans"] = {
+    results["orphans"] = {
         "alert_firing": fired - t0,
         "slack_ops": sent - t0,
         "pagerduty_oncall": paged - t0,
@@ -145,7 +137,7 @@ def test_skipped_cleanup_raises_integrity_alert(stack: Stack) -> None:
     }
 
 
-def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack) -> None:
+def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack, results: Results) -> None:
     """The audit exporter stops: DeletionAuditExporterDown (meta, critical) pages; restarted, it
     resolves."""
     quiet(stack)
@@ -175,7 +167,7 @@ def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack) -> None:
         "DeletionAuditExporterDown resolved",
     )
     got = settle_and_assert(stack, "exporter-down", t0, t1)
-    RESULTS["exporter-down"] = {
+    results["exporter-down"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "resolved_after_fix": resolved - t1,
@@ -183,7 +175,7 @@ def test_exporter_down_raises_meta_alert_and_resolves(stack: Stack) -> None:
     }
 
 
-def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
+def test_database_down_pages_and_everything_recovers(stack: Stack, results: Results) -> None:
     """PostgreSQL stops: both exporters stay up and report it (DeletionAuditDatabaseDown,
     DeletionIntegrityDatabaseDown page on-call), the app answers 503; PostgreSQL back, the
     alerts resolve and deletions succeed again without restarting anything else."""
@@ -233,7 +225,7 @@ def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
     # or just after (pool timeouts of the calls queued during the outage), carry no target or
     # caller type, and audit_rows_missing_fields accepts that for `database` and `timeout`.
     got = settle_and_assert(stack, "database-down", t0, t1)
-    RESULTS["database-down"] = {
+    results["database-down"] = {
         "alert_firing": fired - t0,
         "pagerduty_oncall": paged - t0,
         "resolved_after_fix": resolved - t1,
@@ -241,7 +233,7 @@ def test_database_down_pages_and_everything_recovers(stack: Stack) -> None:
     }
 
 
-def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
+def test_auth_bypass_fails_the_blackbox_probe(stack: Stack, results: Results) -> None:
     """The endpoint stops checking tokens: the real blackbox exporter's bogus-token DELETE gets
     404 instead of 401/403, DeletionEndpointAuthProbeFailed (critical, security) pages on-call
     and reaches the security channel; fixed, the probe succeeds again."""
@@ -282,7 +274,7 @@ def test_auth_bypass_fails_the_blackbox_probe(stack: Stack) -> None:
     # The deletions made without authentication have no performer in the audit log: the
     # audit-trail check finds them, an integrity incident of its own (docs/demo.md).
     got = settle_and_assert(stack, "auth-bypass", t0, t1, follows=("integrity",))
-    RESULTS["auth-bypass"] = {
+    results["auth-bypass"] = {
         "alert_firing": fired - t0,
         "pagerduty_and_security": paged - t0,
         "probe_ok_after_fix": resolved - t1,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from conftest import SCHEMA_DIR
+from support.paths import SCHEMA_DIR
 
 from deletion_monitor_demo.pgcluster import apply_sql_file
 

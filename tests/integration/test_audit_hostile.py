@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import SCHEMA_DIR
+from support.paths import SCHEMA_DIR
 from test_audit_exporter import (  # noqa: F401
     assert_exact,
     ingested,
