@@ -313,7 +313,9 @@ class AuditExporter:
                     break
                 hi: Cursor = (int(end["tx"]), int(end["id"]))
                 delta = self._aggregate(conn, self._cursor, hi, self.store)
-            self.store.apply(delta)
+            # The rows and the lag of the cursor they move to, in one step: a scrape in between
+            # would show a row counted and still held back.
+            self.store.apply(delta, **self._held_fields(conn, hi))
             self._cursor = hi
             batch = delta_rows(delta)
             invalid = {

@@ -314,15 +314,19 @@ class AuditStateStore:
         self._state = state
         self._lock = threading.Lock()
 
-    def apply(self, delta: Delta) -> None:
+    def apply(self, delta: Delta, **fields: Any) -> None:
         """Merge one Delta all-or-nothing: on a copy, swapped in only when the merge completed.
 
         A merge that raised halfway and was swapped in anyway would be merged again when the
-        poll is retried (the cursor did not move): rows counted twice, for good.
+        poll is retried (the cursor did not move): rows counted twice, for good. `fields`
+        (self-metric fields that describe the new cursor, such as cursor_lag) are set in the
+        same step, so no scrape sees the rows counted with the lag of their being held back.
         """
         with self._lock:
             new = clone_state(self._state)
             merge(new, delta)
+            for key, value in fields.items():
+                setattr(new, key, value)
             self._state = new
 
     def publish_rows(self, source: AuditState, **fields: Any) -> None:
