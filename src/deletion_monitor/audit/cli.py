@@ -150,12 +150,13 @@ def _fail(message: str) -> int:
 
 
 def _duration_buckets() -> tuple[float, ...]:
-    """The config's durationBuckets (one source of truth); the built-in copy if it is absent."""
-    try:
-        from deletion_monitor.common.config import load_config
+    """The config's durationBuckets (one source of truth); the built-in copy if there is no
+    config file. A config that is there but invalid raises ConfigError (exit 2)."""
+    from deletion_monitor.common.config import ConfigFileNotFound, load_config
 
+    try:
         buckets = load_config().get("durationBuckets")
-    except Exception:
+    except ConfigFileNotFound:
         return DEFAULT_DURATION_BUCKETS
     return tuple(float(b) for b in buckets) if buckets else DEFAULT_DURATION_BUCKETS
 
@@ -170,6 +171,12 @@ def run(args: argparse.Namespace) -> int:
     problem = dsn_problem(dsn)
     if problem:
         return _fail(f"--dsn: {problem}")
+    from deletion_monitor.common.config import ConfigError
+
+    try:
+        duration_buckets = _duration_buckets()
+    except ConfigError as exc:
+        return _fail(str(exc))
     cfg = ExporterConfig(
         dsn=dsn,
         table=args.table,
@@ -177,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         large_cascade_rows=args.large_cascade_rows,
         batch_size=args.batch_size,
         max_tables=args.max_tables,
-        duration_buckets=_duration_buckets(),
+        duration_buckets=duration_buckets,
         initial_chunk_rows=args.initial_chunk_rows,
         reconcile_interval=args.reconcile_interval,
     )

@@ -6,13 +6,18 @@ load_config(); jsonnet entry points receive the same object as their `config` to
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import _jsonnet
+
+from deletion_monitor.common.durations import parse_duration
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_PATH = REPO_ROOT / "config" / "config.libsonnet"
@@ -20,6 +25,10 @@ CONFIG_PATH = REPO_ROOT / "config" / "config.libsonnet"
 
 class ConfigError(ValueError):
     """A config value or an environment override is invalid; the message names the field."""
+
+
+class ConfigFileNotFound(ConfigError):
+    """The config file does not exist (a wheel installed without DELETION_MONITOR_CONFIG)."""
 
 
 def _positive_number(env: Mapping[str, str], name: str) -> float | None:
@@ -57,6 +66,8 @@ def env_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     if (ms := _positive_number(env, "RESPONSE_TIME_THRESHOLD")) is not None:
         patch["latency"] = {"warning": ms / 1000}
     if (interval := _positive_number(env, "CHECK_INTERVAL")) is not None:
+        if interval < 1:  # the rule evaluation interval is whole seconds: 0.5 would render 0s
+            raise ConfigError(f"CHECK_INTERVAL: at least 1 second, got {interval:g}")
         patch["evaluationInterval"] = int(interval)
     if (factor := _positive_number(env, "TIME_COMPRESSION")) is not None:
         patch["timeCompression"] = factor
@@ -77,22 +88,335 @@ def env_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 def load_config(
     env: Mapping[str, str] | None = None, path: Path | str | None = None
 ) -> dict[str, Any]:
-    """Return the evaluated `_config` object with environment overrides applied."""
+    """Return the evaluated `_config` object with environment overrides applied.
+
+    The file is `path`, else $DELETION_MONITOR_CONFIG, else config/config.libsonnet of the
+    checkout. Raises ConfigError with a one-line message naming the field (or file:line of a
+    jsonnet error) when the file does not evaluate, an override is invalid, or a value breaks the
+    schema (validate_config): the file's own values with every check, the overridden result
+    again without the ladder order (an override moves one level; see validate_config).
+    """
     path = Path(path or os.environ.get("DELETION_MONITOR_CONFIG") or CONFIG_PATH)
     if not path.is_file():
-        raise ConfigError(f"config: file not found: {path}")
+        raise ConfigFileNotFound(f"config: file not found: {path}")
     patch = env_overrides(env)
-    snippet = (
-        f"std.mergePatch((import {json.dumps(str(path.resolve()))})._config, "
-        f"std.parseJson(std.extVar('overrides')))"
-    )
+    snippet = f"(import {json.dumps(str(path.resolve()))})._config"
     try:
-        text = _jsonnet.evaluate_snippet(
-            "load_config", snippet, ext_vars={"overrides": json.dumps(patch)}
-        )
+        text = _jsonnet.evaluate_snippet("load_config", snippet)
     except RuntimeError as exc:
-        raise ConfigError(f"config: {str(exc).splitlines()[0]}") from None
-    return json.loads(text)
+        raise ConfigError(f"config: {jsonnet_error_line(str(exc))}") from None
+    raw = json.loads(text)
+    validate_config(raw)
+    if not patch:
+        return raw
+    merged = _merge_patch(raw, patch)
+    validate_config(merged, ladders=False)
+    return merged
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 merge patch (std.mergePatch) of plain JSON values."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+_STATIC = re.compile(r"^(?P<file>.+?):\(?(?P<line>\d+):\d+\)?(?:-\(?[\d:]+\)?)?: (?P<msg>.*)$")
+_FRAME = re.compile(r"^\s*(?P<file>.+?):\(?(?P<line>\d+):\d+")
+
+
+def jsonnet_error_line(message: str) -> str:
+    """One line for a jsonnet error: `file:line: first line of the message`.
+
+    STATIC ERROR: /x.libsonnet:64:19-23: expected a comma  ->  /x.libsonnet:64: expected a comma
+    RUNTIME ERROR: field does not exist: nope  (frames below)  ->  the innermost frame's file:line
+    """
+    lines = [line for line in message.splitlines() if line.strip()]
+    if not lines:
+        return "jsonnet error"
+    first = re.sub(r"^(STATIC|RUNTIME) ERROR: ", "", lines[0].strip())
+    if m := _STATIC.match(first):
+        return f"{m['file']}:{m['line']}: {m['msg']}"
+    for frame in lines[1:]:
+        m = _FRAME.match(frame)
+        if m and m["file"] not in ("std.jsonnet", "load_config"):
+            return f"{m['file']}:{m['line']}: {first}"
+    return first
+
+
+# --- Schema ----------------------------------------------------------------------------------
+# Only the fields that matter to the rules, the Alertmanager tree, dashboards and the commands.
+# An object listed in _CLOSED rejects keys it does not know (with the closest known key); other
+# objects may carry more keys than the schema names. Every listed field is required.
+
+_RATIO = "ratio"  # a number in (0, 1)
+_POSITIVE = "positive"  # a number > 0 (durations in seconds, counts, factors)
+_NON_NEGATIVE = "non-negative"  # a number >= 0 (`for` durations, tolerances)
+_WINDOW = "window"  # a Prometheus duration string > 0 ("5m")
+_WINDOWS = "windows"  # a non-empty list of them
+_WINDOW_MAP = "window map"  # {window: window}
+_STRING = "string"
+_STRINGS = "strings"  # a list of strings
+_NUMBERS = "numbers"  # a non-empty list of positive numbers, strictly increasing
+_BOOL = "bool"
+
+Schema = Mapping[str, Any]  # field -> kind (str) or nested Schema
+
+_LEVELS3 = {"info": _POSITIVE, "warning": _POSITIVE, "critical": _POSITIVE}
+
+SCHEMA: Schema = {
+    "errorRate": {
+        "info": _RATIO,
+        "warning": _RATIO,
+        "critical": _RATIO,
+        "duration": _LEVELS3,
+        "excludedErrorTypes": _STRINGS,
+        "minFailures": {"fast": _POSITIVE, "significant": _POSITIVE, "majority": _POSITIVE},
+        "majorityRatio": _RATIO,
+        "evidenceWindows": _WINDOWS,
+        "confirmWindows": _WINDOW_MAP,
+        "significanceZ": _POSITIVE,
+        "hysteresisWindow": _WINDOW,
+        "keepFiringFor": _NON_NEGATIVE,
+    },
+    "postDeploy": {
+        "window": _POSITIVE,
+        "markerMetrics": _STRINGS,
+        "errorRateCritical": _RATIO,
+        "errorRateCriticalFor": _POSITIVE,
+        "errorRateWarning": _RATIO,
+        "errorRateWarningFor": _POSITIVE,
+    },
+    "errorRateWindow": _WINDOW,
+    "minRequestRate": _NON_NEGATIVE,
+    "minRequestsPerWindow": _NON_NEGATIVE,
+    "timeoutsPerHour": {"warning": _NON_NEGATIVE, "window": _WINDOW, "for": _NON_NEGATIVE},
+    "authorizationFailuresPerHour": {
+        "warning": _NON_NEGATIVE,
+        "window": _WINDOW,
+        "for": _NON_NEGATIVE,
+    },
+    "latency": {
+        "averageTarget": _POSITIVE,
+        "p95Target": _POSITIVE,
+        "info": _POSITIVE,
+        "warning": _POSITIVE,
+        "critical": _POSITIVE,
+        "duration": _LEVELS3,
+        "averageFor": _POSITIVE,
+        "window": _WINDOW,
+        "minRequestsPerWindow": _NON_NEGATIVE,
+        "minSlow": _POSITIVE,
+        "evidenceWindows": _WINDOWS,
+        "confirmWindows": _WINDOW_MAP,
+        "minSlowEvidence": _POSITIVE,
+        "hysteresisWindow": _WINDOW,
+        "keepFiringFor": _NON_NEGATIVE,
+    },
+    "durationBuckets": _NUMBERS,
+    "memory": {
+        "warning": _RATIO,
+        "critical": _RATIO,
+        "for": {"warning": _POSITIVE, "critical": _POSITIVE},
+        "baselineIncrease": _POSITIVE,
+        "baselineWindow": _WINDOW,
+        "baselineFor": _POSITIVE,
+        "baselineIncreaseTarget": _POSITIVE,
+        "predictHorizon": _POSITIVE,
+        "predictWindow": _WINDOW,
+        "predictFor": _POSITIVE,
+    },
+    "pool": {"warning": _RATIO, "for": _NON_NEGATIVE},
+    "latencyP99": {
+        "warning": _POSITIVE,
+        "for": _NON_NEGATIVE,
+        "window": _WINDOW,
+        "minRequestsPerWindow": _NON_NEGATIVE,
+    },
+    "cpu": {"warning": _RATIO, "for": _NON_NEGATIVE, "window": _WINDOW},
+    "integrity": {
+        "orphanTolerance": _NON_NEGATIVE,
+        "orphanCategories": _STRINGS,
+        "warning": _NON_NEGATIVE,
+        "critical": _NON_NEGATIVE,
+        "maxResultAge": _POSITIVE,
+        "for": _NON_NEGATIVE,
+        "checkFailingFor": _POSITIVE,
+        "completenessWindow": _WINDOW,
+        "forbiddenWindow": _WINDOW,
+        "violationTolerance": _NON_NEGATIVE,
+        "resolutionTarget": _POSITIVE,
+    },
+    "slo": {"target": _RATIO, "period": _WINDOW},
+    "escalation": {"senior": _POSITIVE, "manager": _POSITIVE, "maxLag": _NON_NEGATIVE},
+    "evaluationInterval": _POSITIVE,
+    "timeCompression": _POSITIVE,
+    "report": {"warningIssues": _NON_NEGATIVE, "criticalIssues": _NON_NEGATIVE},
+}
+
+# Objects that reject unknown keys: the ladders and their duration objects.
+_CLOSED = frozenset(
+    {
+        "errorRate",
+        "errorRate.duration",
+        "errorRate.minFailures",
+        "postDeploy",
+        "timeoutsPerHour",
+        "authorizationFailuresPerHour",
+        "latency",
+        "latency.duration",
+        "memory",
+        "memory.for",
+        "pool",
+        "latencyP99",
+        "cpu",
+        "integrity",
+        "escalation",
+        "report",
+    }
+)
+
+# Ladders: each level strictly above the one before it (levels absent are skipped).
+LADDERS: tuple[tuple[str, ...], ...] = (
+    ("errorRate.info", "errorRate.warning", "errorRate.critical"),
+    ("postDeploy.errorRateWarning", "postDeploy.errorRateCritical"),
+    ("latency.info", "latency.warning", "latency.critical"),
+    ("memory.warning", "memory.critical"),
+    ("integrity.warning", "integrity.critical"),
+    ("escalation.senior", "escalation.manager"),
+    ("report.warningIssues", "report.criticalIssues"),
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_name(value: Any) -> str:
+    names = {str: "string", bool: "boolean", list: "list", dict: "object", type(None): "null"}
+    return names.get(type(value), "number" if _is_number(value) else type(value).__name__)
+
+
+def _got(value: Any) -> str:
+    shown = json.dumps(value) if not isinstance(value, (dict, list)) else _type_name(value)
+    return f"got {_type_name(value)} {shown}" if not _is_number(value) else f"got {value:g}"
+
+
+def _check_window(where: str, value: Any) -> float:
+    if not isinstance(value, str):
+        raise ConfigError(f"config: {where}: expected a duration such as '5m', {_got(value)}")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"config: {where}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"config: {where}: must be longer than 0, got {value!r}")
+    return seconds
+
+
+def _check_value(where: str, kind: str, value: Any) -> None:
+    if kind in (_RATIO, _POSITIVE, _NON_NEGATIVE):
+        if not _is_number(value):
+            raise ConfigError(f"config: {where}: expected a number, {_got(value)}")
+        if kind == _RATIO and not 0 < value < 1:
+            raise ConfigError(f"config: {where}: a ratio in (0, 1), got {value:g}")
+        if kind == _POSITIVE and value <= 0:
+            raise ConfigError(f"config: {where}: must be greater than 0, got {value:g}")
+        if kind == _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"config: {where}: must be 0 or more, got {value:g}")
+    elif kind == _WINDOW:
+        _check_window(where, value)
+    elif kind == _WINDOWS:
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"config: {where}: expected a non-empty list of durations")
+        for i, item in enumerate(value):
+            _check_window(f"{where}[{i}]", item)
+    elif kind == _WINDOW_MAP:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config: {where}: expected an object of window: window")
+        for key, item in value.items():
+            _check_window(f"{where} key {key!r}", key)
+            _check_window(f"{where}.{key}", item)
+    elif kind == _STRING:
+        if not isinstance(value, str):
+            raise ConfigError(f"config: {where}: expected a string, {_got(value)}")
+    elif kind == _STRINGS:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config: {where}: expected a list of strings")
+    elif kind == _NUMBERS:
+        if not isinstance(value, list) or not value or not all(map(_is_number, value)):
+            raise ConfigError(f"config: {where}: expected a non-empty list of numbers")
+        if value[0] <= 0 or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ConfigError(f"config: {where}: must be positive and strictly increasing")
+    elif kind == _BOOL:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config: {where}: expected true or false, {_got(value)}")
+    else:  # pragma: no cover - a schema typo
+        raise AssertionError(f"unknown schema kind {kind!r} for {where}")
+
+
+def _check_object(prefix: str, schema: Schema, obj: Any) -> None:
+    where = prefix or "config"
+    if not isinstance(obj, dict):
+        raise ConfigError(f"config: {where}: expected an object, {_got(obj)}")
+    if prefix in _CLOSED:
+        for key in obj:
+            if key not in schema:
+                close = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(schema)})"
+                raise ConfigError(f"config: {prefix}.{key}: unknown field{hint}")
+    for key, kind in schema.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in obj:
+            raise ConfigError(f"config: {path}: required field missing")
+        if isinstance(kind, Mapping):
+            _check_object(path, kind, obj[key])
+        else:
+            _check_value(path, kind, obj[key])
+
+
+def _lookup(cfg: Mapping[str, Any], path: str) -> Any:
+    node: Any = cfg
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def validate_config(cfg: Mapping[str, Any], ladders: bool = True) -> None:
+    """Check the evaluated config against SCHEMA; raise ConfigError naming the first bad field.
+
+    Checks: every SCHEMA field present and of its kind (ratios in (0, 1), durations and counts
+    positive, windows Prometheus durations, lists and objects their shape), no unknown key in a
+    ladder object (with "did you mean" of the closest known key), each evidence window with its
+    confirm window, and (ladders=True) each level of LADDERS strictly above the one before.
+    load_config() checks the overridden config with ladders=False: the spec's overrides move one
+    level (ERROR_RATE_THRESHOLD=0.5 puts the warning level on the info level), on purpose.
+    """
+    _check_object("", SCHEMA, cfg)
+    for section in ("errorRate", "latency"):
+        confirm = cfg[section]["confirmWindows"]
+        for window in cfg[section]["evidenceWindows"]:
+            if window not in confirm:
+                raise ConfigError(
+                    f"config: {section}.confirmWindows: no entry for evidence window {window!r}"
+                )
+    if not ladders:
+        return
+    for ladder in LADDERS:
+        present = [(p, v) for p in ladder if (v := _lookup(cfg, p)) is not None]
+        for (low_path, low), (high_path, high) in itertools.pairwise(present):
+            if not high > low:
+                raise ConfigError(
+                    f"config: {high_path} ({high:g}) must be above {low_path} ({low:g})"
+                )
 
 
 def evaluate_jsonnet(entry: Path | str, config: Mapping[str, Any] | None = None) -> Any:

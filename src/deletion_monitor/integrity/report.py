@@ -190,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
     if warning_issues is None or critical_issues is None:
         try:
             report_cfg = load_config()["report"]
-        except (ConfigError, KeyError) as exc:
-            print(f"check-integrity: config report: {exc}", file=sys.stderr)
+        except ConfigError as exc:  # one line naming the field, e.g. "config: report.x: ..."
+            print(f"check-integrity: {exc}", file=sys.stderr)
             return 2
         warning_issues = report_cfg["warningIssues"] if warning_issues is None else warning_issues
         if critical_issues is None:
