@@ -535,6 +535,11 @@ class Stack:
         if sc is not None and sc.app_faults.get("skip_cleanup"):
             # Switching the fault off leaves the orphans in place: the fix is the clean-up the
             # runbooks describe (DeletionOrphanedRecords), done here so that the incident ends.
+            # Twice: deletions already past their clean-up step when the fault went off commit
+            # their orphans after the first pass (healthy work is at most 4 x base latency, plus
+            # a wait for a pooled connection); seen once keeping the incident open after a clear.
+            self.clean_up_orphans()
+            time.sleep(max(2.0, 8 * self.opts.base_latency))
             self.clean_up_orphans()
 
     def clean_up_orphans(self) -> None:
