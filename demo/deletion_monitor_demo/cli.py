@@ -1,5 +1,7 @@
-"""The `deletion-monitor-demo` command: the demo's own entry point, apart from the product's
-`deletion-monitor` (same conventions: one module per subcommand, exit 2 when it cannot run)."""
+"""The `deletion-monitor-demo` command: the demo, its application and its load generator.
+
+The demo's own entry point, apart from the product's `deletion-monitor` (same conventions: one
+module per subcommand, exit 2 when it cannot run)."""
 
 from __future__ import annotations
 
