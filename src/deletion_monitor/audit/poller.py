@@ -299,6 +299,7 @@ class AuditExporter:
         assert self._conn is not None and self._cursor is not None
         conn = self._conn
         total = 0
+        applied = False  # a batch stored the held-back fields of the cursor it moved to
         while not self._stop.is_set():
             with conn.transaction():
                 end = conn.execute(
@@ -316,7 +317,7 @@ class AuditExporter:
             # The rows and the lag of the cursor they move to, in one step: a scrape in between
             # would show a row counted and still held back.
             self.store.apply(delta, **self._held_fields(conn, hi))
-            self._cursor = hi
+            self._cursor, applied = hi, True
             batch = delta_rows(delta)
             invalid = {
                 g["invalid"]: int(g["n"])
@@ -328,12 +329,15 @@ class AuditExporter:
             total += batch
             if not self.cfg.batch_size or batch < self.cfg.batch_size:
                 break
-        self._after_poll(conn)
+        self._after_poll(conn, held_stored=applied)
         return total
 
-    def _after_poll(self, conn: psycopg.Connection[Any]) -> None:
+    def _after_poll(self, conn: psycopg.Connection[Any], *, held_stored: bool) -> None:
+        """The held-back fields of the cursor (unless the last batch just stored them: one
+        query per poll, not two), then reconciliation when it is due."""
         assert self._cursor is not None
-        self.store.update(**self._held_fields(conn, self._cursor))
+        if not held_stored:
+            self.store.update(**self._held_fields(conn, self._cursor))
         if self.cfg.reconcile_interval > 0 and time.monotonic() >= self._next_reconcile:
             self._next_reconcile = time.monotonic() + self.cfg.reconcile_interval
             self._reconcile(conn)
