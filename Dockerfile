@@ -9,12 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY config/ config/
-COPY schema/ schema/
 COPY src/ src/
 COPY tools/ tools/
 COPY demo/ demo/
-# Editable, from /app: the package finds config/config.libsonnet and schema/ relative to it.
+# Editable, from /app (the config and schema SQL are package data under src/).
 RUN pip install -e . -e ./tools -e ./demo
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 

@@ -1,6 +1,6 @@
 // Alerting rules: every alert condition of the spec (see docs/alerting.md for the catalogue and
 // the reasoning behind each threshold). One file per alert group under alerts/, helpers in
-// alerts/lib.libsonnet; every number comes from config/config.libsonnet.
+// alerts/lib.libsonnet; every number comes from src/deletion_monitor/data/config.libsonnet.
 local recording = import 'recording.libsonnet';
 local u = import 'util.libsonnet';
 

@@ -1,6 +1,6 @@
 // Entry point: Prometheus rule files for deletion-monitoring, rendered by
 // tools/deletion_monitor_tools/render_rules.py into alert_rules/*.rules.yml.
-function(config=(import '../config/config.libsonnet')._config) {
+function(config=(import '../src/deletion_monitor/data/config.libsonnet')._config) {
   'deletion-recording.rules.yml': (import 'recording.libsonnet')(config),
   'deletion-alerts.rules.yml': (import 'alerts.libsonnet')(config),
 }

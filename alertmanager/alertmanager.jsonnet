@@ -6,10 +6,10 @@
 // reason for every group_by/group_wait/group_interval/repeat_interval travels into the YAML.
 //
 // Secrets never appear here: Alertmanager 0.25 does not expand environment variables, so every
-// secret is a *_file path under alertmanager.secretsDir (config/config.libsonnet), read at send
+// secret is a *_file path under alertmanager.secretsDir (src/deletion_monitor/data/config.libsonnet), read at send
 // time.
 // docs/alertmanager.md draws the tree and explains how to provide each secret.
-function(config=(import '../config/config.libsonnet')._config)
+function(config=(import '../src/deletion_monitor/data/config.libsonnet')._config)
   local am = config.alertmanager;
   local service = config.serviceName;
 

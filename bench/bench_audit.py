@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 
+from deletion_monitor.data import schema_path
 from deletion_monitor_demo import workload
 from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 from deletion_monitor_demo.services import ManagedProcess, free_port
@@ -300,7 +301,7 @@ def main() -> int:
     with PgCluster(settings={"shared_buffers": "512MB"}) as cluster:
         for i, n in enumerate(sizes):
             dsn = cluster.create_database(f"bench{n}")
-            apply_sql_file(dsn, ROOT / "schema" / "deletion_audit.sql")
+            apply_sql_file(dsn, schema_path("deletion_audit.sql"))
             fill_s = fill(dsn, n)
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE deletion_audit")

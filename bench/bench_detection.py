@@ -1,7 +1,7 @@
 """Detection benchmark: how often healthy weeks page, and how fast real incidents do.
 
 A small emulator of the error-rate, post-deploy, burn-rate and p95 rules (the numbers come from
-config/config.libsonnet through load_config) runs over weeks drawn by tests/rules/simulate.py at
+config.libsonnet through load_config) runs over weeks drawn by tests/rules/simulate.py at
 1-minute resolution, as Prometheus evaluates them: counts over [t - w, t] of counters sampled every
 minute (no rate() extrapolation then), `for`, `keep_firing_for`. tests/rules/test_simulation.py
 checks the emulator against promtool on the same series (the firing minutes of every alert level

@@ -35,6 +35,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "exporters"))
 
+from deletion_monitor.data import schema_path  # noqa: E402
 from deletion_monitor.integrity.checks import Check, load_checks  # noqa: E402
 from deletion_monitor.integrity.runner import connect, run_check  # noqa: E402
 from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file, pg_bindir  # noqa: E402
@@ -84,8 +85,8 @@ def _uuid(prefix: str, expr: str) -> str:
 def load(dsn: str, scale: float) -> dict[str, int]:
     """Create the schema and fill it; returns row counts per table."""
     n = max(100, int(1_000_000 * scale))
-    apply_sql_file(dsn, REPO / "schema" / "reference_app.sql")
-    apply_sql_file(dsn, REPO / "schema" / "deletion_audit.sql")
+    apply_sql_file(dsn, schema_path("reference_app.sql"))
+    apply_sql_file(dsn, schema_path("deletion_audit.sql"))
     counts = {"profiles": n, **{t: int(n * k) for t, k in CHILDREN_PER_PROFILE.items()}}
     user = _uuid("p", "{} % " + str(n))
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -353,7 +353,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         "The spec's KPIs against their targets for the selected range (default: the SLO "
         "period): success rate, p95 and average deletion time, error budget, orphaned records, "
         "monitoring coverage, alerts by severity, security signals and resource peaks. Every "
-        "target comes from config/config.libsonnet.",
+        "target comes from src/deletion_monitor/data/config.libsonnet.",
         layout,
         time_from=slo["period"],
         refresh="5m",

@@ -556,7 +556,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
         "Live view of DELETE /api/users/{id} for the first 24-48 h after a deploy: error and "
         "success rate against the spec's ladders, failure classes, latency, application "
         "resources, firing alerts and deploy markers. Thresholds come from "
-        "config/config.libsonnet.",
+        "src/deletion_monitor/data/config.libsonnet.",
         layout,
         time_from="6h",
         refresh="30s",

@@ -18,7 +18,7 @@ import pytest
 from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_DIR = REPO_ROOT / "schema"
+SCHEMA_DIR = REPO_ROOT / "src" / "deletion_monitor" / "data" / "schema"
 TESTS_DIR = Path(__file__).resolve().parent
 # Folder under tests/ -> marker (registered in pyproject.toml).
 FOLDER_MARKERS = {"unit", "integration", "rules", "e2e"}
@@ -55,7 +55,7 @@ def pg_dsn(pg_cluster: PgCluster) -> str:
 
 @pytest.fixture
 def audit_dsn(pg_dsn: str) -> str:
-    """A fresh database holding the audit-log contract (schema/deletion_audit.sql)."""
+    """A fresh database holding the audit-log contract (deletion_audit.sql)."""
     apply_sql_file(pg_dsn, SCHEMA_DIR / "deletion_audit.sql")
     return pg_dsn
 

@@ -1,6 +1,6 @@
 // Helpers every alert file shares: the alert() constructor with the labels and annotations every
 // alert must carry, number formatting, selectors and the rare-endpoint guard. Every number comes
-// from config/config.libsonnet.
+// from src/deletion_monitor/data/config.libsonnet.
 local recording = import '../recording.libsonnet';
 local u = import '../util.libsonnet';
 

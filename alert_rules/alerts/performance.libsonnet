@@ -1,7 +1,7 @@
 // Performance and resources the strategy names beyond the p95/average ladder and memory:
 // p99 response time, CPU, average utilisation, garbage collection, database query time, the
 // trend of each failure class and the endpoint's uptime (docs/alerting.md "Coverage of the
-// strategy"). Every number comes from config/config.libsonnet.
+// strategy"). Every number comes from src/deletion_monitor/data/config.libsonnet.
 local recording = import '../recording.libsonnet';
 local u = import '../util.libsonnet';
 

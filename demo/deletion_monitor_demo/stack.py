@@ -2,7 +2,7 @@
 
 Used by `make demo` (deletion_monitor_demo.run) and the end-to-end tests (tests/e2e/):
 
-    PostgreSQL (pgcluster) with schema/reference_app.sql + schema/deletion_audit.sql
+    PostgreSQL (pgcluster) with reference_app.sql + deletion_audit.sql
     demo app  ->  audit exporter, integrity exporter  ->  Prometheus (rules, time-compressed)
     ->  Alertmanager (a demo copy of alertmanager.yml)  ->  local Slack/PagerDuty/webhook sink
     and SMTP server (deletion_monitor_demo.sinks);  the load generator drives the app.
@@ -31,19 +31,21 @@ from typing import Any
 import psycopg
 import yaml
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor.common.durations import parse_duration
 from deletion_monitor.common.promapi import PrometheusClient, PrometheusError
+from deletion_monitor.data import schema_path
 from deletion_monitor.integrity.checks import DEFAULT_CHECKS_PATH
 from deletion_monitor_demo.app.service import PROBE_USER_ID
 from deletion_monitor_demo.load import SCENARIOS, LoadGenerator, Scenario, set_app_faults
-from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
+from deletion_monitor_demo.pgcluster import REPO_ROOT, PgCluster, apply_sql_file
 from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
 from deletion_monitor_demo.sinks import HttpSink, NotificationLog, SmtpSink
 
 log = logging.getLogger("deletion_monitor_demo.stack")
 
-SCHEMA_FILES = ("schema/reference_app.sql", "schema/deletion_audit.sql")
+# Shipped with the product (deletion_monitor/data/schema), applied in this order.
+SCHEMA_FILES = ("reference_app", "deletion_audit")
 # Ports `make demo` prefers (the usual ones, so the URLs are familiar); a taken port falls back
 # to a free one. Tests always use free ports.
 DEFAULT_PORTS = {
@@ -207,14 +209,11 @@ class Stack:
         self._smtp = SmtpSink(self.notifications, self.ports["smtp"]).start()
 
     def _start_database(self) -> None:
-        for rel in SCHEMA_FILES:
-            if not (REPO_ROOT / rel).is_file():
-                raise StackError(f"{rel} is missing: the schema is needed to start the demo")
         self.pg = PgCluster(base_dir=self.opts.workdir / "pg", port=self.ports["pg"])
         self.pg.start()
         self.dsn = self.pg.create_database("deletion_demo")
-        for rel in SCHEMA_FILES:
-            apply_sql_file(self.dsn, REPO_ROOT / rel)
+        for name in SCHEMA_FILES:
+            apply_sql_file(self.dsn, schema_path(name))
 
     def reset_monitoring(self) -> None:
         """A fresh Prometheus and Alertmanager (empty TSDB, no open alert groups) on the same

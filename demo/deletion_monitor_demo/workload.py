@@ -8,7 +8,7 @@ API (small on purpose):
 - stream_rows(dsn, rate, ...) -> int: one transaction per row at `rate` rows/s, occurred_at = now(),
   as the application writes them; stops after `duration` seconds or when `stop` is set.
 
-The mix, from the reference application the strategy was written for (schema/reference_app.sql):
+The mix, from the reference application the strategy was written for (reference_app.sql):
 - target user types weighted CLIENT 50, VENDOR 20, DRIVER 18, HELPDESK 5, ADMIN 6, SUPER_ADMIN 1;
   a SUPER_ADMIN target always fails with business_logic/403 (the business rule), and nobody
   deletes themself, so the default workload has no forbidden successes (`forbidden_rate` adds some).

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from deletion_monitor import __version__
+from deletion_monitor.common.config import CONFIG_ENV
 
 # subcommand name -> module. Add new subcommands here.
 COMMANDS: dict[str, str] = {
@@ -22,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "check-integrity": "deletion_monitor.integrity.report",
     "watch": "deletion_monitor.reports.watch",
     "report": "deletion_monitor.reports.report",
+    "schema": "deletion_monitor.schema_cli",
 }
 
 
@@ -47,14 +50,32 @@ def build_parser(
     for name, module_name in commands.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        _add_config_flag(cmd)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
+def _add_config_flag(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        help=f"the threshold config (a copy of the shipped config.libsonnet; default: ${CONFIG_ENV}"
+        " or the shipped one)",
+    )
+
+
 def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Parse arguments and run the chosen subcommand; returns the exit code."""
     args = (parser or build_parser()).parse_args(argv)
+    if config_file := getattr(args, "config_file", None):
+        if not os.path.isfile(config_file):
+            sys.stderr.write(f"{args.command}: error: --config: file not found: {config_file}\n")
+            return 2
+        # Through the environment, so every load_config() of the command (and any child
+        # process it starts) reads the same file as $DELETION_MONITOR_CONFIG would make it.
+        os.environ[CONFIG_ENV] = os.path.abspath(config_file)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

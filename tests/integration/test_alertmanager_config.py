@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor_demo.services import require_binary
+from deletion_monitor_tools.paths import REPO_ROOT
 from deletion_monitor_tools.render_alertmanager import OUTPUT
 
 AM_YML = REPO_ROOT / OUTPUT

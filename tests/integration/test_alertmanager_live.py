@@ -33,8 +33,9 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
+from deletion_monitor_tools.paths import REPO_ROOT
 
 AM_YML = REPO_ROOT / "alertmanager" / "alertmanager.yml"
 TEMPLATES = REPO_ROOT / "alertmanager" / "templates"

@@ -15,6 +15,7 @@ import pytest
 from test_audit_exporter import Key, assert_exact, k, truth
 
 from deletion_monitor.audit.exporter import scrape_values
+from deletion_monitor.data import schema_path
 from deletion_monitor_demo import workload
 from deletion_monitor_demo.services import ManagedProcess, free_port
 
@@ -171,7 +172,7 @@ def test_database_down_at_start_up_is_an_outage_not_a_crash(tmp_path: Path) -> N
     # The schema exists before the exporter starts, so that once the server is back the only
     # thing the exporter waits for is its own reconnect backoff.
     cluster.start()
-    apply_sql_file(cluster.dsn(), REPO / "schema" / "deletion_audit.sql")
+    apply_sql_file(cluster.dsn(), schema_path("deletion_audit.sql"))
     cluster.stop()
     dsn = with_password(cluster.dsn())
     proc, port = start(dsn, tmp_path, "down-at-start", avoid=cluster.port)

@@ -2,7 +2,7 @@
 
 DeletionAppGcTimeHigh / DeletionAppFullGcFrequent, DeletionDbQueryLatencyHigh and
 DeletionAppCpuHigh need series prometheus-client does not provide; the demo app exports them
-under the names config/config.libsonnet configures (appGcDurationMetric,
+under the names src/deletion_monitor/data/config.libsonnet configures (appGcDurationMetric,
 appDbQueryDurationMetric, appCpuLimitMetric).
 """
 

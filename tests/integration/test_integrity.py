@@ -16,6 +16,7 @@ import yaml
 from support.checks import _GOOD, _check_integrity
 
 from deletion_monitor.cli import main
+from deletion_monitor.data import schema_path
 from deletion_monitor.integrity.checks import (
     CATEGORIES,
     DEFAULT_CHECKS_PATH,
@@ -23,7 +24,7 @@ from deletion_monitor.integrity.checks import (
     parse_checks,
 )
 from deletion_monitor.integrity.runner import connect, run_check
-from deletion_monitor_demo.pgcluster import REPO_ROOT, apply_sql_file
+from deletion_monitor_demo.pgcluster import apply_sql_file
 
 
 def _uid() -> str:
@@ -514,7 +515,7 @@ def test_checks_run_read_only(app_dsn: str) -> None:
 
 
 def test_reference_schema_is_idempotent_and_indexes_every_foreign_key(app_dsn: str) -> None:
-    apply_sql_file(app_dsn, REPO_ROOT / "schema" / "reference_app.sql")  # second time: no error
+    apply_sql_file(app_dsn, schema_path("reference_app.sql"))  # second time: no error
     with psycopg.connect(app_dsn) as conn:
         fks = conn.execute(
             "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text, "

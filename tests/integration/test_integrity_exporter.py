@@ -23,6 +23,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from deletion_monitor.data import schema_path
 from deletion_monitor.integrity.checks import Check, parse_checks
 from deletion_monitor.integrity.collector import IntegrityCollector
 from deletion_monitor.integrity.scheduler import CheckStatus, Scheduler
@@ -164,7 +165,7 @@ def test_database_outage_is_survived(tmp_path: Path) -> None:
     cluster.start()
     try:
         dsn = cluster.create_database("outage")
-        apply_sql_file(dsn, REPO_ROOT / "schema" / "reference_app.sql")
+        apply_sql_file(dsn, schema_path("reference_app.sql"))
         _seed_orphan_sessions(dsn, 2)
         checks = _checks({"name": "orphans", "sql": ORPHAN_SQL})
         scheduler = Scheduler(dsn, checks, health_interval=0.2).start()

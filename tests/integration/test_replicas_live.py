@@ -25,8 +25,9 @@ import psycopg
 import pytest
 from test_integrity_exporter import ORPHAN_CHECK, ORPHAN_SQL, _checks_file, _seed_orphan_sessions
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor.common.promapi import PrometheusClient
+from deletion_monitor.data import schema_path
 from deletion_monitor.reports import report, watch
 from deletion_monitor_demo import workload
 from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
@@ -58,8 +59,8 @@ def two_replicas(
 ) -> Iterator[dict[str, Any]]:
     tmp_path = tmp_path_factory.mktemp("replicas")
     audit_dsn = pg_cluster.create_database("replicas")
-    apply_sql_file(audit_dsn, REPO_ROOT / "schema" / "reference_app.sql")
-    apply_sql_file(audit_dsn, REPO_ROOT / "schema" / "deletion_audit.sql")
+    apply_sql_file(audit_dsn, schema_path("reference_app.sql"))
+    apply_sql_file(audit_dsn, schema_path("deletion_audit.sql"))
     _seed_orphan_sessions(audit_dsn, ORPHANS)
     cfg = load_config(env={})
     audit = cfg["auditExporterSelector"]

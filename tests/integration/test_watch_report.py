@@ -853,7 +853,7 @@ def test_watch_first_hour_on_existing_audit_log(
     # The late job was first scraped 30 min before `at` with 1000 deletions of history: the
     # console shows the 12 of the last half hour, not 1012, and says coverage is partial.
     override = tmp_path / "late.libsonnet"
-    real = Path(__file__).resolve().parents[2] / "config" / "config.libsonnet"
+    real = CONFIG_PATH
     override.write_text(
         f"(import {json.dumps(str(real))}) + "
         f"{{ _config+:: {{ auditExporterSelector: {json.dumps(LATE_JOB)} }} }}\n"
@@ -875,7 +875,7 @@ def test_refusals_of_unauthorised_callers_are_not_errors(
     # breaches (security), the error rate does not; with nothing excluded it would.
     for var in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
         monkeypatch.delenv(var, raising=False)
-    real = Path(__file__).resolve().parents[2] / "config" / "config.libsonnet"
+    real = CONFIG_PATH
 
     def use_config(excluded: str) -> None:
         override = tmp_path / f"refused{len(excluded)}.libsonnet"
@@ -983,7 +983,7 @@ def test_watch_with_a_wrong_job_label_is_unknown_and_with_the_right_one_ok(
 
     # The same hour with a typo in the audit job: its two series are missing, exit 2; the figures
     # from the other exporters are still measured.
-    real = Path(__file__).resolve().parents[2] / "config" / "config.libsonnet"
+    real = CONFIG_PATH
     override = tmp_path / "wrong-job.libsonnet"
     wrong = 'job="deletion-audit-exporte"'
     override.write_text(

@@ -5,4 +5,4 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = REPO_ROOT / "schema"
+SCHEMA_DIR = REPO_ROOT / "src" / "deletion_monitor" / "data" / "schema"

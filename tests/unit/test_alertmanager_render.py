@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deletion_monitor.common.config import REPO_ROOT, ConfigError, load_config
+from deletion_monitor.common.config import CONFIG_PATH, ConfigError, load_config
+from deletion_monitor_tools.paths import REPO_ROOT
 from deletion_monitor_tools.render_alertmanager import OUTPUT, render
 
 AM_YML = REPO_ROOT / OUTPUT
@@ -133,7 +134,7 @@ def test_no_secret_and_no_placeholder_in_committed_files() -> None:
         AM_YML,
         *AM_DIR.glob("*.*sonnet"),
         *AM_DIR.glob("templates/*"),
-        REPO_ROOT / "config" / "config.libsonnet",
+        CONFIG_PATH,
     ]
     for path in files:
         text = path.read_text()

@@ -1,7 +1,8 @@
 """The import rules of docs/architecture.md, read from the source (ast), nothing imported:
 
 - the product (src/deletion_monitor) imports nothing of the tools or the demo;
-- its common/ imports no other part of the product;
+- its common/ imports no other part of the product but data/ (the package data), which imports
+  nothing of it;
 - the tools (tools/deletion_monitor_tools, and the dashboard sources they load) import nothing of
   the demo.
 
@@ -81,10 +82,12 @@ def product_problems(source: str, module: str, is_package: bool = False) -> list
             in_common
             and parts[0] == "deletion_monitor"
             and len(parts) > 1
-            and parts[1] != "common"
+            and parts[1] not in ("common", "data")  # data/: the package data, a leaf
             and not parts[1].startswith("__")  # deletion_monitor.__version__
         ):
             problems.append(f"{module}:{line}: common/ imports {name}")
+        if module.startswith("deletion_monitor.data") and parts[0] == "deletion_monitor":
+            problems.append(f"{module}:{line}: data/ imports {name}")
     return problems
 
 

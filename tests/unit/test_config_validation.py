@@ -1,6 +1,6 @@
 """Bad config: exit 2 with one line naming the field, never a traceback (issue 15).
 
-Each mistake is made in a copy of config/config.libsonnet in tmp_path, pointed at with
+Each mistake is made in a copy of config.libsonnet in tmp_path, pointed at with
 DELETION_MONITOR_CONFIG, and run through `generate --check` and `deletion-monitor watch --once`
 (against a closed port: the config error must come first).
 """

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deletion_monitor.common.config import CONFIG_PATH, REPO_ROOT, load_config
+from deletion_monitor.common.config import CONFIG_PATH, load_config
 from deletion_monitor_tools import dashboards_lib as lib
 from deletion_monitor_tools import lint_dashboards, metric_catalog
+from deletion_monitor_tools.paths import REPO_ROOT
 from deletion_monitor_tools.render_dashboards import (
     all_panel_queries,
     build_all,

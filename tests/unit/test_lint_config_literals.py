@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor_tools import lint, lint_config_literals
+from deletion_monitor_tools.paths import REPO_ROOT
 
 PLANTED_REL = "src/deletion_monitor/planted.py"
 # Each line repeats something config.libsonnet defines; the comment names what the lint says.

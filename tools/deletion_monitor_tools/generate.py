@@ -5,7 +5,7 @@
 
 Each renderer module defines `render(config) -> dict[relative_path, text]`. Renderers must be
 deterministic (sorted keys, no timestamps) so that the drift check is exact. The committed files
-are rendered from config/config.libsonnet with no environment overrides; overrides (for example
+are rendered from config.libsonnet with no environment overrides; overrides (for example
 ERROR_RATE_THRESHOLD) are for a local render into --out DIR.
 """
 
@@ -17,7 +17,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from deletion_monitor.common.config import REPO_ROOT, ConfigError, load_config
+from deletion_monitor.common.config import ConfigError, load_config
+from deletion_monitor_tools.paths import REPO_ROOT
 
 # Renderer modules, in the order their output is written. Add new renderers here.
 RENDERERS: list[str] = [

@@ -1,5 +1,5 @@
 """Project lint beyond ruff: rule naming and annotations, dashboards, runbooks, test coverage,
-and config values repeated in Python instead of read from config/config.libsonnet.
+and config values repeated in Python instead of read from config.libsonnet.
 
 Each lint module defines `lint() -> list[str]` returning one problem per string. Add new lint
 modules here; `make lint` fails when any returns a problem.

@@ -1,4 +1,4 @@
-"""Lint: Python code must read config/config.libsonnet, not repeat what it defines.
+"""Lint: Python code must read config.libsonnet, not repeat what it defines.
 
 config.libsonnet is the one source of every threshold, window and list (its header). A copy
 typed into Python silently disagrees with the rules and the dashboards after the next config edit,
@@ -33,7 +33,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
+from deletion_monitor_tools.paths import REPO_ROOT
 
 SOURCES = (
     "src/deletion_monitor/**/*.py",

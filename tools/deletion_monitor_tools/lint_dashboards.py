@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor_tools import metric_catalog
+from deletion_monitor_tools.paths import REPO_ROOT
 from deletion_monitor_tools.render_dashboards import OUTPUT_DIR, iter_panels, replace_macros
 
 DATASOURCE_UID = "${datasource}"

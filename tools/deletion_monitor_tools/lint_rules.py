@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
+from deletion_monitor_tools.paths import REPO_ROOT
 
 RULE_DIR = REPO_ROOT / "alert_rules"
 RUNBOOK_DIR = REPO_ROOT / "docs" / "runbooks"

@@ -21,9 +21,10 @@ from typing import Any
 
 from grafanalib._gen import DashboardEncoder
 
-from deletion_monitor.common.config import REPO_ROOT, load_config
+from deletion_monitor.common.config import load_config
 from deletion_monitor.common.durations import parse_duration
 from deletion_monitor_tools.dashboards_lib import TITLES, collapse_replicas
+from deletion_monitor_tools.paths import REPO_ROOT
 
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
 OUTPUT_DIR = "dashboards/generated"
@@ -142,7 +143,7 @@ reading `/var/lib/grafana/dashboards`, where docker-compose mounts `dashboards/g
 
 Common to all four:
 
-- **Thresholds come from `config/config.libsonnet`.** Colours and threshold lines are computed
+- **Thresholds come from `config.libsonnet`.** Colours and threshold lines are computed
   from the same `_config` the alert rules are rendered from; a render with
   `ERROR_RATE_THRESHOLD=0.7` (or an edit of the config) moves the alert and the colour together.
   After editing the config run `make generate`.

@@ -1,6 +1,6 @@
 """The deletion itself: authorization, cascade, manual clean-up and the audit row.
 
-One call = one audit row (schema/deletion_audit.sql): on success it is written in the same
+One call = one audit row (deletion_audit.sql): on success it is written in the same
 transaction as the deletion, so a rolled-back deletion never leaves a "success" behind; on
 failure it is written in its own transaction after the rollback.
 """
@@ -158,7 +158,7 @@ class DeletionService:
                 raise RuntimeError(
                     "demo-app: table(s) missing: "
                     + ", ".join(missing)
-                    + " (apply schema/reference_app.sql and schema/deletion_audit.sql)"
+                    + " (apply reference_app.sql and deletion_audit.sql)"
                 )
             profile_fks = _foreign_keys(conn, "profiles")
             self.cascade_fks = [fk for fk in profile_fks if fk.on_delete == "c"]

@@ -102,7 +102,9 @@ def check_table(conn: psycopg.Connection[Any], table: str) -> list[str]:
         (ident,),
     ).fetchall()
     if not cols:
-        raise SetupError(f"--table: table {table} does not exist (apply schema/deletion_audit.sql)")
+        raise SetupError(
+            f"--table: table {table} does not exist (apply deletion_audit.sql)"
+        )
     types = {c["name"]: c["type"] for c in cols}
     for column, want in REQUIRED_COLUMNS.items():
         if column not in types:

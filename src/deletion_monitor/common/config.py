@@ -1,4 +1,4 @@
-"""Load the one threshold config (config/config.libsonnet) with the spec's environment overrides.
+"""Load the one threshold config (data/config.libsonnet) with environment overrides.
 
 Everything that needs a threshold (rule rendering, dashboards, reports, the watch console) calls
 load_config(); jsonnet entry points receive the same object as their `config` top-level argument.
@@ -18,9 +18,11 @@ from typing import Any
 import _jsonnet
 
 from deletion_monitor.common.durations import parse_duration
+from deletion_monitor.data import default_config_path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CONFIG_PATH = REPO_ROOT / "config" / "config.libsonnet"
+# The shipped config (package data); an SRE's own copy comes in by `--config` or CONFIG_ENV.
+CONFIG_PATH = default_config_path()
+CONFIG_ENV = "DELETION_MONITOR_CONFIG"
 
 
 class ConfigError(ValueError):
@@ -90,13 +92,14 @@ def load_config(
 ) -> dict[str, Any]:
     """Return the evaluated `_config` object with environment overrides applied.
 
-    The file is `path`, else $DELETION_MONITOR_CONFIG, else config/config.libsonnet of the
-    checkout. Raises ConfigError with a one-line message naming the field (or file:line of a
-    jsonnet error) when the file does not evaluate, an override is invalid, or a value breaks the
-    schema (validate_config): the file's own values with every check, the overridden result
-    again without the ladder order (an override moves one level; see validate_config).
+    The file is `path`, else $DELETION_MONITOR_CONFIG (`deletion-monitor --config` sets it), else
+    the config shipped in the package (deletion_monitor/data/config.libsonnet). Raises ConfigError
+    with a one-line message naming the field (or file:line of a jsonnet error) when the file
+    does not evaluate, an override is invalid, or a value breaks the schema (validate_config):
+    the file's own values with every check, the overridden result again without the ladder
+    order (an override moves one level; see validate_config).
     """
-    path = Path(path or os.environ.get("DELETION_MONITOR_CONFIG") or CONFIG_PATH)
+    path = Path(path or os.environ.get(CONFIG_ENV) or CONFIG_PATH)
     if not path.is_file():
         raise ConfigFileNotFound(f"config: file not found: {path}")
     patch = env_overrides(env)
@@ -417,14 +420,3 @@ def validate_config(cfg: Mapping[str, Any], ladders: bool = True) -> None:
                 raise ConfigError(
                     f"config: {high_path} ({high:g}) must be above {low_path} ({low:g})"
                 )
-
-
-def evaluate_jsonnet(entry: Path | str, config: Mapping[str, Any] | None = None) -> Any:
-    """Evaluate a jsonnet entry point `function(config) ...` with the loaded config."""
-    cfg = load_config() if config is None else config
-    text = _jsonnet.evaluate_file(
-        str(entry),
-        tla_codes={"config": json.dumps(cfg)},
-        jpathdir=[str(REPO_ROOT)],
-    )
-    return json.loads(text)

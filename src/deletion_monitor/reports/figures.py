@@ -2,7 +2,7 @@
 
 Every figure is computed here from the exporters' raw series (deletion_requests_total,
 deletion_duration_seconds_bucket, deletion_integrity_violations, ...) with PromQL built from the
-thresholds in config/config.libsonnet, so a report works on any Prometheus that scrapes the
+thresholds in config.libsonnet, so a report works on any Prometheus that scrapes the
 exporters, with or without this project's recording rules loaded.
 
 Counts are exact: `exact_increase()` takes the difference between the counter at the end and at

@@ -3,7 +3,7 @@
 Every --interval seconds it reads the last hour from the Prometheus HTTP API and shows deletions,
 success and error rate, failures by class, average/p95/p99 latency, timeouts and authorization
 failures per hour, memory and pool usage, integrity violations and the alerts firing now,
-coloured against the thresholds of config/config.libsonnet (ERROR_RATE_THRESHOLD and
+coloured against the thresholds of config.libsonnet (ERROR_RATE_THRESHOLD and
 RESPONSE_TIME_THRESHOLD override them, as do the flags). On a terminal it redraws one frame; piped
 (cron, CI) it prints one JSON line per interval. An unreachable Prometheus is shown and retried.
 
