@@ -148,6 +148,9 @@ class AuditState:
     first_row_ts: float | None = None  # occurred_at of the first valid row: the `_created` time
     first_any_row_ts: float | None = None
     last_row_ts: float | None = None
+    # (tx, id) of the last row the aggregates include: set in the same step as the rows they
+    # describe (AuditStateStore.apply), so a checkpoint of one snapshot is always consistent.
+    cursor: tuple[int, int] | None = None
     # Self-metrics of this process (they reset on restart, as process metrics do).
     loaded: bool = False  # deletion_audit_ready: the start-up aggregate is published
     up: int = 0  # the database answers (1 while a start-up load progresses)
@@ -218,6 +221,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "first_row_ts",
     "first_any_row_ts",
     "last_row_ts",
+    "cursor",
 )
 _DICT_FIELDS: tuple[str, ...] = (
     "requests",
