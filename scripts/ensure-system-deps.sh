@@ -6,6 +6,10 @@ missing=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [[ -n "$pg_bin" && -x "$pg_bin/initdb" && -x "$pg_bin/pg_ctl" ]] || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
+# pg_partman, for the partitioned audit table's partman path (docs/partitioning.md)
+pg_major=$(basename "$(dirname "${pg_bin:-/x/15/bin}")")
+[[ -f /usr/share/postgresql/$pg_major/extension/pg_partman.control ]] \
+  || missing+=("postgresql-$pg_major-partman")
 command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
   || missing+=(prometheus-alertmanager)
