@@ -106,6 +106,7 @@ def _one_check(dsn: str, rows: int, mode: str) -> dict[str, float]:
                         "category": "cascade",
                         "severity": "critical",
                         "kind": "completeness",
+                        "tables": [],
                         "sql": sql,
                         "interval": 300,
                         "timeout": 60,

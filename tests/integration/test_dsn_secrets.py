@@ -115,6 +115,7 @@ def _checks_file(tmp_path: Path) -> Path:
         "name": "zero",
         "category": "consistency",
         "severity": "info",
+        "tables": [],
         "sql": "SELECT 0",
         "interval": 60,
         "timeout": 5,

@@ -75,6 +75,7 @@ def integrity_port(tmp_path: Path, pg_cluster) -> Iterator[int]:
         "name": "zero",
         "category": "consistency",
         "severity": "info",
+        "tables": [],
         "sql": "SELECT 0",
         "interval": 60,
         "timeout": 5,

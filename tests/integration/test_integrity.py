@@ -385,6 +385,7 @@ def test_check_integrity_json_report_and_exit_1(
         "status",
         "severity",
         "total_issues",
+        "counts",
         "thresholds",
         "summary",
         "checks",
@@ -396,6 +397,12 @@ def test_check_integrity_json_report_and_exit_1(
     assert report["severity"] == "CRITICAL"
     assert report["thresholds"] == {"warning_issues": 5, "critical_issues": 10}  # from config
     assert report["errors"] == []
+    assert report["counts"] == {
+        "ok": 0,
+        "violations": len(EXPECTED),
+        "not_applicable": 0,
+        "error": 0,
+    }
     assert set(report["summary"]) == set(CATEGORIES)
     fk = report["summary"]["foreign_key"]
     assert fk["issues"] == sum(v for k, v in EXPECTED.items() if k.startswith("orphaned_"))
@@ -434,7 +441,12 @@ def test_check_integrity_clean_exit_0(app_dsn: str, capsys: pytest.CaptureFixtur
     report = json.loads(out)
     assert rc == 0
     assert (report["status"], report["severity"], report["total_issues"]) == ("PASSED", "OK", 0)
+    assert report["counts"] == {"ok": 20, "violations": 0, "not_applicable": 0, "error": 0}
     assert report["recommendations"] == []
+    rc, out, _ = _check_integrity(capsys, "--dsn", app_dsn)
+    assert rc == 0
+    assert "Status: PASSED  Severity: OK  Total issues: 0\nChecks: 20: 20 checks ok\n" in out
+    assert "foreign_key: 0 issue(s), 7 checks ok\n" in out
 
 
 def test_check_integrity_broken_check_exit_2_when_nothing_found(
@@ -449,6 +461,7 @@ def test_check_integrity_broken_check_exit_2_when_nothing_found(
                         "name": "fine",
                         "category": "consistency",
                         "severity": "info",
+                        "tables": ["profiles"],
                         "sql": "SELECT count(*) FROM profiles",
                         "interval": 60,
                         "timeout": 5,
@@ -457,6 +470,7 @@ def test_check_integrity_broken_check_exit_2_when_nothing_found(
                         "name": "broken",
                         "category": "consistency",
                         "severity": "info",
+                        "tables": [],
                         "sql": "SELECT count(*) FROM no_such_table",
                         "interval": 60,
                         "timeout": 5,
@@ -470,9 +484,19 @@ def test_check_integrity_broken_check_exit_2_when_nothing_found(
     )
     report = json.loads(out)
     assert rc == 2
-    assert report["status"] == "FAILED" and report["total_issues"] == 0
+    # Nothing found, but not everything looked at: neither PASSED nor an "OK" severity.
+    assert (report["status"], report["severity"]) == ("INCOMPLETE", "UNKNOWN")
+    assert report["total_issues"] == 0
+    assert report["counts"] == {"ok": 1, "violations": 0, "not_applicable": 0, "error": 1}
+    assert report["summary"]["consistency"]["counts"]["error"] == 1
     assert [e["check"] for e in report["errors"]] == ["broken"]
     assert "no_such_table" in report["errors"][0]["error"]
+    assert "`tables` list" in report["errors"][0]["error"]  # the hint for an unlisted table
+    rc, out, _ = _check_integrity(capsys, "--dsn", app_dsn, "--checks", str(path))
+    assert rc == 2
+    assert "Status: INCOMPLETE  Severity: UNKNOWN  Total issues: 0" in out
+    assert "consistency: 0 issue(s), 1 checks ok, 1 failed to run\n" in out
+    assert "  - broken [info]: failed to run" in out
 
 
 def test_check_only_default_file_is_valid(
@@ -482,9 +506,15 @@ def test_check_only_default_file_is_valid(
     assert main(["integrity-exporter", "--check-only", "--dsn", app_dsn]) == 0
     out = capsys.readouterr().out
     assert f"{len(EXPECTED)} checks valid" in out and "database accepted" in out
+    # No DSN: never "N checks valid" for a database nobody looked at; --file-only says so.
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert main(["integrity-exporter", "--check-only"]) == 0
-    assert "file only" in capsys.readouterr().out
+    assert main(["integrity-exporter", "--check-only"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "--dsn: required" in err
+    assert main(["integrity-exporter", "--check-only", "--file-only"]) == 0
+    assert "database was not contacted" in capsys.readouterr().out
+    assert main(["integrity-exporter", "--file-only"]) == 2
+    assert "--file-only: only with --check-only" in capsys.readouterr().err
 
 
 def test_checks_run_read_only(app_dsn: str) -> None:

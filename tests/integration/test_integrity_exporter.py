@@ -37,7 +37,13 @@ ORPHAN_SQL = (
 
 
 def _checks(*entries: dict) -> list[Check]:
-    base = {"category": "foreign_key", "severity": "warning", "interval": 0.3, "timeout": 0.3}
+    base = {
+        "category": "foreign_key",
+        "severity": "warning",
+        "tables": [],
+        "interval": 0.3,
+        "timeout": 0.3,
+    }
     return parse_checks({"checks": [{**base, **e} for e in entries]})
 
 
@@ -202,6 +208,7 @@ ORPHAN_CHECK: dict[str, Any] = {
     "name": "orphaned_sessions",
     "category": "foreign_key",
     "severity": "critical",
+    "tables": ["sessions", "profiles"],
     "sql": ORPHAN_SQL,
     "interval": 0.5,
     "timeout": 0.5,
@@ -265,6 +272,7 @@ def test_exporter_http_matches_database_truth_and_hides_the_password(
             "category": "cascade",
             "severity": "critical",
             "kind": "completeness",
+            "tables": ["deletion_audit"],
             "interval": 0.5,
             "timeout": 0.5,
             "sql": "SELECT target_user_id, ARRAY['sessions'] FROM deletion_audit "

@@ -165,9 +165,11 @@ def test_check_only_verifies_every_check_against_the_database(
     rc, out, err = _check_only(tmp_path, capsys, BASE, missing, argv=("--dsn", app_dsn))
     assert rc == 2 and out == ""
     assert "checks[1] (typo).sql: rejected by the database" in err and "profile" in err
-    # No DSN at all: it says plainly that only the file was checked.
+    # No DSN at all: exit 2, unless --file-only asks for the file alone (and it says so).
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    rc, out, _ = _check_only(tmp_path, capsys, BASE)
+    rc, out, err = _check_only(tmp_path, capsys, BASE)
+    assert rc == 2 and out == "" and "--dsn: required with --check-only" in err
+    rc, out, _ = _check_only(tmp_path, capsys, BASE, argv=("--file-only",))
     assert rc == 0 and "database was not contacted" in out
 
 

@@ -33,8 +33,10 @@ KINDS = ("count", "completeness")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# `tables` is required too, but checked last: a file written before it existed then reports its
+# other mistakes first, and the missing `tables` once they are fixed.
 _REQUIRED = ("name", "category", "severity", "sql", "interval", "timeout")
-_OPTIONAL = ("kind", "sample_sql", "params", "description", "recommendation", "max_rows")
+_OPTIONAL = ("tables", "kind", "sample_sql", "params", "description", "recommendation", "max_rows")
 _TOP_LEVEL = ("checks",)
 
 # Upper bounds, so that a typo (or .inf / 1e309) fails at load instead of a check that never
@@ -46,6 +48,9 @@ MAX_INTERVAL = 86400.0
 DEFAULT_MAX_ROWS = 10_000
 MAX_MAX_ROWS = 1_000_000
 ParamValue = str | int | float | bool | list[str | int | float | bool]
+# A `tables` entry: a relation name as the catalog spells it (case-sensitive, never quoted),
+# optionally schema-qualified. Resolved like an identifier in the check's SQL: on the search_path.
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 
 
 class CheckConfigError(ValueError):
@@ -68,6 +73,9 @@ class Check:
     description: str = ""
     recommendation: str = ""
     max_rows: int = DEFAULT_MAX_ROWS
+    # The application tables the check reads. When one does not exist the check is not
+    # applicable (its own state, neither a finding nor an error). Empty: always applicable.
+    tables: tuple[str, ...] = ()
 
     def query_params(self) -> dict[str, ParamValue] | None:
         # None when the check has no params: then psycopg leaves a literal % alone, so checks
@@ -161,6 +169,7 @@ def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
         raise CheckConfigError(
             f"{where}.sample_sql: not used by kind completeness (its rows are the samples)"
         )
+    tables = _validate_tables(raw, where, params)
     seen.add(name)
     return Check(
         name=name,
@@ -175,7 +184,47 @@ def _validate_check(raw: object, where: str, seen: set[str]) -> Check:
         description=" ".join(str(raw.get("description", "")).split()),
         recommendation=" ".join(str(raw.get("recommendation", "")).split()),
         max_rows=max_rows,
+        tables=tables,
     )
+
+
+def _named_in(table: str, text: str) -> bool:
+    """Whether `text` names `table` as an identifier: "Name" quoted, or unquoted in any letter
+    case when the name is lower case (PostgreSQL folds unquoted names to lower case)."""
+    if f'"{table}"' in text:
+        return True
+    return table == table.lower() and bool(
+        re.search(rf"(?<![\w$\"]){re.escape(table)}(?![\w$\"])", text, re.IGNORECASE)
+    )
+
+
+def _validate_tables(raw: dict[str, Any], where: str, params: dict[str, Any]) -> tuple[str, ...]:
+    if "tables" not in raw or raw["tables"] is None:
+        raise CheckConfigError(
+            f"{where}.tables: required field missing (the tables the check reads, [] for none)"
+        )
+    tables = raw["tables"]
+    if not isinstance(tables, list):
+        raise CheckConfigError(f"{where}.tables: expected a list of table names, [] for none")
+    for i, table in enumerate(tables):
+        if not isinstance(table, str) or not _TABLE.match(table):
+            raise CheckConfigError(
+                f"{where}.tables[{i}]: must be a table name, optionally schema-qualified "
+                f"(letters, digits, _ and $; unquoted), got {table!r}"
+            )
+        if table in tables[:i]:
+            raise CheckConfigError(f"{where}.tables[{i}]: duplicate table {table!r}")
+        # A typo here would make the check "not applicable" forever instead of failing: every
+        # listed table must be named by the SQL (or by a parameter, as missing_foreign_keys'
+        # expected keys name theirs).
+        values = [v for p in params.values() for v in (p if isinstance(p, list) else [p])]
+        texts = [raw["sql"], raw.get("sample_sql") or "", *map(str, values)]
+        bare = table.rpartition(".")[2]
+        if not any(_named_in(bare, text) for text in texts):
+            raise CheckConfigError(
+                f"{where}.tables[{i}]: {table!r} is not named in sql, sample_sql or params"
+            )
+    return tuple(tables)
 
 
 def parse_checks(data: object, source: str = "checks") -> list[Check]:

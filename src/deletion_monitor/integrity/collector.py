@@ -46,7 +46,14 @@ class IntegrityCollector(Collector):
         )
         up = GaugeMetricFamily(
             "deletion_integrity_check_up",
-            "1 if the last run of the check succeeded, 0 if it failed.",
+            "1 if the last run of the check succeeded (also when it found the check not "
+            "applicable), 0 if it failed.",
+            labels=["check"],
+        )
+        applicable = GaugeMetricFamily(
+            "deletion_integrity_check_applicable",
+            "1 if every table the check reads exists (it ran), 0 if not: not applicable here, "
+            "no violations series, neither clean nor failing.",
             labels=["check"],
         )
         truncated = CounterMetricFamily(
@@ -77,12 +84,14 @@ class IntegrityCollector(Collector):
             errors.add_metric([c.name], st.errors_total, created=created)
             if st.up is not None:
                 up.add_metric([c.name], 1.0 if st.up else 0.0)
+            if st.applicable is not None:
+                applicable.add_metric([c.name], 1.0 if st.applicable else 0.0)
             truncated.add_metric([c.name], st.truncated_total, created=created)
             if st.rows_fetched is not None:
                 fetched.add_metric([c.name], st.rows_fetched)
             if st.queue_wait is not None:
                 queue_wait.add_metric([c.name], st.queue_wait)
-        yield from (violations, duration, last_success, errors, up)
+        yield from (violations, duration, last_success, errors, up, applicable)
         yield from (truncated, fetched, queue_wait)
         yield GaugeMetricFamily(
             "deletion_integrity_pool_size",

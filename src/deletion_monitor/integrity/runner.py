@@ -9,6 +9,12 @@ Two guarantees do not depend on the checks file having been validated:
   transaction-local statement_timeout, even if a check bypasses checks.py.
 - The SQL is wrapped in `SELECT * FROM (...) LIMIT n` (sqltext.bounded): a check that returns
   millions of rows makes the server stop at n, and rows are streamed, never loaded at once.
+
+Before the SQL, in the same transaction, the runner looks up the check's `tables` with
+to_regclass() (the search_path resolves them as it resolves the SQL's names). If one does not
+exist the run ends there: the check is not applicable to this database, a state of its own
+that is neither a finding nor an error (an application without the reference tables is not a
+database full of violations, nor a pile of broken checks).
 """
 
 from __future__ import annotations
@@ -45,9 +51,25 @@ CONNECT_KWARGS: dict[str, object] = {
 }
 
 
+# What a run found, as the report and the metrics name it.
+STATES = ("ok", "violations", "not_applicable", "error")
+# The catalog lookup behind "not applicable": the names of `tables` that resolve to nothing.
+_MISSING_TABLES = (
+    "SELECT name FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(name, quoted, i) "
+    "WHERE to_regclass(quoted) IS NULL ORDER BY i"
+)
+
+
+def quote_table(name: str) -> str:
+    """`name` or `schema.name` as an SQL identifier that keeps its letter case."""
+    # The checks file allows only letters, digits, _ and $ in a name: no quote to double.
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
 @dataclass
 class CheckResult:
-    """Outcome of one run. `violations` is None when the run failed."""
+    """Outcome of one run. `ok`: the run completed without error (also when it found the check
+    not applicable). `violations` is None when the run failed or the check did not apply."""
 
     check: Check
     ok: bool
@@ -63,6 +85,21 @@ class CheckResult:
     rows_fetched: int = 0  # rows read from the server for the check's sql (bounded)
     truncated: bool = False  # completeness kind: more than max_rows rows; only max_rows read
     queue_wait: float = 0.0  # seconds the run waited for a free pool connection (scheduler)
+    # Tables of check.tables that do not exist: non-empty means not applicable (sql not run).
+    missing_tables: list[str] = field(default_factory=list)
+
+    @property
+    def applicable(self) -> bool:
+        return not self.missing_tables
+
+    @property
+    def state(self) -> str:
+        """One of STATES: error (the run failed), not_applicable, violations or ok."""
+        if not self.ok:
+            return "error"
+        if self.missing_tables:
+            return "not_applicable"
+        return "violations" if self.violations else "ok"
 
 
 class ResultShapeError(ValueError):
@@ -128,10 +165,22 @@ def _fetch(
     return list(cur.stream(bounded(sql, limit), params, size=STREAM_CHUNK))
 
 
+def missing_tables(cur: psycopg.Cursor, check: Check) -> list[str]:
+    """The names in check.tables that resolve to no relation on this connection."""
+    if not check.tables:
+        return []
+    names = list(check.tables)
+    rows = cur.execute(_MISSING_TABLES, (names, [quote_table(n) for n in names])).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 def run_check(
     conn: psycopg.Connection, check: Check, with_samples: bool = False, sample_limit: int = 5
 ) -> CheckResult:
     """Run `check` once on `conn`; never raises for a database or SQL problem.
+
+    A check one of whose tables does not exist is not run: the result is ok, with
+    `missing_tables` set and no violation count.
 
     The transaction is always rolled back: checks only read, and a rollback also ends a
     transaction that an error aborted. If error_kind is "connection", the caller must discard
@@ -150,11 +199,13 @@ def run_check(
                 "SELECT set_config('statement_timeout', %s, true)",
                 (str(max(1, int(check.timeout * 1000))),),
             )
-            # count: 2 rows are enough to tell "exactly one" from "more than one".
-            limit = 2 if check.kind == "count" else check.max_rows + 1
-            rows = _fetch(cur, check.sql, check.query_params(), limit)
-            result.rows_fetched = len(rows)
-            _evaluate(rows, check, result)
+            result.missing_tables = missing_tables(cur, check)
+            if not result.missing_tables:
+                # count: 2 rows are enough to tell "exactly one" from "more than one".
+                limit = 2 if check.kind == "count" else check.max_rows + 1
+                rows = _fetch(cur, check.sql, check.query_params(), limit)
+                result.rows_fetched = len(rows)
+                _evaluate(rows, check, result)
             if with_samples and check.sample_sql and result.violations:
                 result.samples = [
                     str(row[0]) if len(row) == 1 else " ".join(map(str, row))
@@ -177,6 +228,9 @@ def run_check(
         result.error_kind = "sql"
         state = f" [{exc.sqlstate}]" if getattr(exc, "sqlstate", None) else ""
         result.error = f"{type(exc).__name__}{state}: {_one_line(exc)}"
+        if isinstance(exc, pg_errors.UndefinedTable):
+            # Its listed tables all exist, so the SQL reads one the list lacks.
+            result.error += " (a table the check reads is missing from its `tables` list?)"
     finally:
         timer.cancel()
         if not conn.closed:
@@ -193,6 +247,7 @@ def run_check(
     if not result.ok:
         result.violations = None
         result.audited = result.failures = 0
+        result.missing_tables = []
     return result
 
 

@@ -70,6 +70,10 @@ class CheckStatus:
     rows_fetched: int | None = None
     truncated_total: int = 0
     queue_wait: float | None = None
+    # False while the check's tables do not all exist (no violation value then); None until
+    # the first completed run; a failed run leaves it as it was.
+    applicable: bool | None = None
+    missing_tables: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,18 +104,24 @@ class IntegrityState:
         with self._lock:
             st = self._status[name]
             previous_error = st.last_error
+            was_applicable = st.applicable
             st.duration = result.duration
             st.queue_wait = result.queue_wait
             newly_truncated = result.truncated and not st.truncated_total
             if result.truncated:
                 st.truncated_total += 1
             if result.ok:
+                # A not-applicable run completed too: check_up 1 and a fresh last-success time
+                # keep it out of the failing and stale alerts. Its violations are None: a count
+                # from before its table went away would no longer describe anything.
                 st.violations = result.violations
                 st.last_success = result.finished_at
                 st.up = True
                 st.last_error = None
                 st.samples = list(result.samples)
-                st.rows_fetched = result.rows_fetched
+                st.rows_fetched = result.rows_fetched if result.applicable else None
+                st.applicable = result.applicable
+                st.missing_tables = list(result.missing_tables)
                 self._audited += result.audited
                 self._failures += result.failures
             else:
@@ -133,6 +143,8 @@ class IntegrityState:
                 result.check.max_rows,
                 extra={"check": name},
             )
+        if result.ok and result.applicable != was_applicable:
+            self._log_applicability(result, was_applicable)
         if not result.ok and result.error != previous_error:
             log.error(
                 "integrity check %s failed (%s): %s",
@@ -150,6 +162,30 @@ class IntegrityState:
                 result.violations,
                 result.duration,
                 extra={"check": name},
+            )
+
+    @staticmethod
+    def _log_applicability(result: CheckResult, was_applicable: bool | None) -> None:
+        name = result.check.name
+        missing = ", ".join(result.missing_tables)
+        if result.applicable:
+            if was_applicable is False:
+                log.info("integrity check %s applies again", name, extra={"check": name})
+        elif was_applicable:
+            # It ran before: a renamed or dropped table silently ends its coverage otherwise.
+            log.warning(
+                "integrity check %s no longer applies (no table %s): its violations are no "
+                "longer reported",
+                name,
+                missing,
+                extra={"check": name, "missing_tables": missing},
+            )
+        else:
+            log.info(
+                "integrity check %s does not apply to this database (no table %s)",
+                name,
+                missing,
+                extra={"check": name, "missing_tables": missing},
             )
 
     def set_db_up(self, up: bool) -> None:
