@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps lint fmt generate check-generated test test-fast test-unit test-weeks demo bench clean
+.PHONY: setup system-deps lint fmt generate check-generated test test-fast test-unit test-weeks demo bench dist clean
 
 setup: system-deps $(STAMP)
 
@@ -64,6 +64,14 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+# The three wheels into dist/: the product (deletion-monitoring, what an SRE installs: see
+# docs/install.md), the build-time tools and the demo. The build folders go first because
+# setuptools packs whatever a stale build/lib still holds, such as a module deleted since.
+dist: $(STAMP)
+	rm -rf dist build tools/build demo/build
+	$(BIN)/pip wheel -q --no-deps -w dist . ./tools ./demo
+	@ls -l dist
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info src/*.egg-info tools/*.egg-info demo/*.egg-info
