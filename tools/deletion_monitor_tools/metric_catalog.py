@@ -144,6 +144,31 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         AUDIT,
         "seconds the start-up aggregate over the audit table took",
     ),
+    Metric(
+        "deletion_audit_startup_info",
+        "gauge",
+        ("source", "reason"),
+        AUDIT,
+        "how this process got its counters: checkpoint or full_aggregation, and why",
+    ),
+    Metric("deletion_audit_checkpoint_writes_total", "counter", (), AUDIT, "checkpoints written"),
+    Metric(
+        "deletion_audit_checkpoint_write_errors_total",
+        "counter",
+        (),
+        AUDIT,
+        "checkpoint writes that failed",
+    ),
+    Metric(
+        "deletion_audit_checkpoint_last_write_timestamp_seconds",
+        "gauge",
+        (),
+        AUDIT,
+        "when the last checkpoint was written",
+    ),
+    Metric(
+        "deletion_audit_checkpoint_size_bytes", "gauge", (), AUDIT, "size of the last checkpoint"
+    ),
     # --- integrity exporter ----------------------------------------------------------------------
     Metric(
         "deletion_integrity_violations",

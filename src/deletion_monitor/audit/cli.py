@@ -9,12 +9,15 @@ import math
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
+from deletion_monitor.audit import checkpoint as ckpt
 from deletion_monitor.audit.exporter import (
     ExporterConfig,
     SetupError,
@@ -44,6 +47,8 @@ MAX_BATCH_SIZE = 10_000_000
 MAX_TABLES = 10_000
 MAX_CHUNK_ROWS = 100_000_000
 MAX_RECONCILE_INTERVAL = 86_400.0
+MIN_CHECKPOINT_INTERVAL = 1.0
+MAX_CHECKPOINT_INTERVAL = 86_400.0
 
 
 def _seconds(lo: float, hi: float, zero_ok: bool = False) -> Any:
@@ -136,6 +141,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between counts of the rows behind the cursor "
         "(deletion_audit_rows_behind_cursor_unaccounted); 0 disables (default 300)",
     )
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument(
+        "--state-file",
+        default=None,
+        metavar="PATH",
+        help="keep checkpoints (cursor and aggregates) in this local file, written atomically; "
+        "a restart resumes from it instead of aggregating the whole table",
+    )
+    store.add_argument(
+        "--checkpoint-table",
+        nargs="?",
+        const=ckpt.DEFAULT_CHECKPOINT_TABLE,
+        default=None,
+        metavar="TABLE",
+        help="keep checkpoints in this table of the monitored database (default name "
+        f"{ckpt.DEFAULT_CHECKPOINT_TABLE}; deletion_audit_checkpoint.sql creates it)",
+    )
+    parser.add_argument(
+        "--exporter-id",
+        default=None,
+        help="this replica's row in the checkpoint table (default: the host name); each "
+        "replica needs its own, stable across restarts",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=_seconds(MIN_CHECKPOINT_INTERVAL, MAX_CHECKPOINT_INTERVAL),
+        default=60.0,
+        help="seconds between checkpoints (also written at start-up and on shutdown; default 60)",
+    )
     add_log_level(parser)
     parser.add_argument(
         "--check-only",
@@ -159,6 +193,63 @@ def _duration_buckets() -> tuple[float, ...]:
     except ConfigFileNotFound:
         return DEFAULT_DURATION_BUCKETS
     return tuple(float(b) for b in buckets) if buckets else DEFAULT_DURATION_BUCKETS
+
+
+def checkpoint_store(args: argparse.Namespace, cfg: ExporterConfig) -> ckpt.CheckpointStore | None:
+    """The store the flags ask for (None: full aggregation at every start-up)."""
+    if args.state_file:
+        return ckpt.FileCheckpointStore(args.state_file)
+    if args.checkpoint_table:
+        table_identifier(args.checkpoint_table)  # the same name rules as --table
+
+        def connect_rw() -> psycopg.Connection[Any]:
+            return psycopg.connect(
+                cfg.dsn,
+                autocommit=True,
+                connect_timeout=cfg.connect_timeout,
+                application_name="deletion-audit-exporter-checkpoint",
+                row_factory=dict_row,
+            )
+
+        return ckpt.TableCheckpointStore(
+            connect_rw,
+            exporter_id=args.exporter_id or socket.gethostname(),
+            audit_table=cfg.table,
+            table=args.checkpoint_table,
+        )
+    return None
+
+
+CHECKPOINT_PRIVILEGES_SQL = """
+SELECT to_regclass(%(t)s) IS NOT NULL AS present,
+       to_regclass(%(t)s) IS NOT NULL
+       AND has_table_privilege(to_regclass(%(t)s), 'SELECT, INSERT, UPDATE') AS writable
+"""
+
+
+def check_checkpoint_store(conn: psycopg.Connection[Any], args: argparse.Namespace) -> None:
+    """SetupError when the checkpoint store cannot be used (checked at start and --check-only)."""
+    if args.state_file:
+        try:
+            ckpt.FileCheckpointStore(args.state_file).check_writable()
+        except ckpt.CheckpointError as exc:
+            raise SetupError(f"--state-file: {exc}") from None
+    elif args.checkpoint_table:
+        ident = table_identifier(args.checkpoint_table).as_string(conn)
+        row = conn.execute(CHECKPOINT_PRIVILEGES_SQL, {"t": ident}).fetchone()
+        if row is None or not row["present"]:
+            raise SetupError(
+                f"--checkpoint-table: table {args.checkpoint_table} does not exist "
+                "(apply deletion_audit_checkpoint.sql: deletion-monitor schema "
+                "deletion_audit_checkpoint)"
+            )
+        if not row["writable"]:
+            raise SetupError(
+                f"--checkpoint-table: this role lacks SELECT, INSERT and UPDATE on "
+                f"{args.checkpoint_table} (grants.sql)"
+            )
+    elif args.exporter_id:
+        raise SetupError("--exporter-id: only meaningful with --checkpoint-table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with connect(cfg) as conn:
                 warnings = check_table(conn, cfg.table)
+                check_checkpoint_store(conn, args)
         except psycopg.Error as exc:
             # A server that is down or restarting is an outage, not a wrong config: serve up=0
             # and catch up when it is back. --check-only, and a server that answers but rejects
@@ -218,7 +310,16 @@ def run(args: argparse.Namespace) -> int:
         )
     for warning in warnings:
         log.warning(warning)
-    exporter = AuditExporter(cfg)
+    if unreachable is not None and args.state_file:
+        try:  # the file check needs no database
+            ckpt.FileCheckpointStore(args.state_file).check_writable()
+        except ckpt.CheckpointError as exc:
+            return _fail(f"--state-file: {exc}")
+    exporter = AuditExporter(
+        cfg,
+        checkpoints=checkpoint_store(args, cfg),
+        checkpoint_interval=args.checkpoint_interval,
+    )
     host, port = args.listen
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

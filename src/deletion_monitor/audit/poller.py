@@ -25,7 +25,9 @@ from typing import Any
 import psycopg
 from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
+from psycopg import sql as pgsql
 
+from deletion_monitor.audit import checkpoint as ckpt
 from deletion_monitor.audit.exporter import ExporterConfig, connect, safe_error, table_identifier
 from deletion_monitor.audit.sql import query_params, statements
 from deletion_monitor.audit.state import (
@@ -53,10 +55,23 @@ MAX_POLL_INTERVAL = 3600.0
 
 
 class AuditExporter:
-    """The poller thread plus the state it feeds; serve() adds the HTTP endpoint."""
+    """The poller thread plus the state it feeds; serve() adds the HTTP endpoint.
 
-    def __init__(self, cfg: ExporterConfig) -> None:
+    With a checkpoint store, start-up resumes from a validated checkpoint (constant time,
+    whatever the table's size) and the state is checkpointed every `checkpoint_interval`
+    seconds and on stop(); without one, or when the checkpoint is refused, start-up aggregates
+    the whole table (initial_load).
+    """
+
+    def __init__(
+        self,
+        cfg: ExporterConfig,
+        checkpoints: ckpt.CheckpointStore | None = None,
+        checkpoint_interval: float = 60.0,
+    ) -> None:
         self.cfg = cfg
+        self.checkpoints = checkpoints
+        self.checkpoint_interval = checkpoint_interval
         self.ident = table_identifier(cfg.table)
         self.store = AuditStateStore(
             AuditState(
@@ -82,6 +97,19 @@ class AuditExporter:
         self._next_reconcile = 0.0
         self._params = query_params(cfg.duration_buckets, cfg.large_cascade_rows)
         self._sql = statements(self.ident)
+        self._fingerprint = ckpt.classification_fingerprint(
+            {
+                **self._params,
+                "max_tables": cfg.max_tables,
+                "max_app_versions": cfg.max_app_versions,
+            },
+            {name: stmt.as_string(None) for name, stmt in self._sql.items()},
+        )
+        self._sql["cursor_row"] = pgsql.SQL(ckpt.CURSOR_ROW_SQL).format(table=self.ident)
+        self._identity: ckpt.Identity | None = None  # read at start-up, written with each one
+        self._next_checkpoint = 0.0
+        self._checkpoint_lock = threading.Lock()  # the poller's periodic write vs stop()'s
+        self._checkpoint_error_logged = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     def serve(self, host: str, port: int) -> int:
@@ -108,6 +136,12 @@ class AuditExporter:
                 conn.cancel_safe(timeout=2)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._thread is None or not self._thread.is_alive():
+            # The poller has finished: the state is final. One last checkpoint, so a planned
+            # restart (deploy, reschedule) resumes exactly where this process stopped.
+            self.write_checkpoint(reason="shutdown")
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -147,10 +181,12 @@ class AuditExporter:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.cfg)
             if self._cursor is None:
-                self.initial_load()
+                self.start_up()
             else:
                 self.poll_once()
             self.store.poll_finished(time.monotonic() - started, ok=True)
+            if self._cursor is not None and time.monotonic() >= self._next_checkpoint:
+                self.write_checkpoint(reason="periodic")
             if was_down:
                 log.info("database reachable again; caught up", extra={"table": self.cfg.table})
             return 0, False, self.cfg.poll_interval
@@ -203,6 +239,143 @@ class AuditExporter:
             max_tables=self.cfg.max_tables,
             max_app_versions=self.cfg.max_app_versions,
         )
+
+    # -- start-up: a checkpoint or the full aggregation ---------------------------------------
+    def start_up(self) -> None:
+        """Resume from a validated checkpoint, else aggregate the whole table."""
+        if self.checkpoints is None:
+            self.store.update(
+                startup_source="full_aggregation", startup_reason=ckpt.REASON_NOT_CONFIGURED
+            )
+            log.info(
+                "no checkpoint store (--state-file or --checkpoint-table): aggregating the "
+                "whole audit table at start-up",
+                extra={"table": self.cfg.table},
+            )
+            self.initial_load()
+            return
+        if not self.resume_from_checkpoint():
+            self.initial_load()
+
+    def resume_from_checkpoint(self) -> bool:
+        """Load and validate the checkpoint in one snapshot; catch up; then serve. False (and one
+        log line saying why) when there is none or it is refused."""
+        assert self._conn is not None and self.checkpoints is not None
+        started = time.monotonic()
+        conn = self._conn
+        refusal: ckpt.Refusal | None = None
+        restored: AuditState | None = None
+        with conn.transaction():
+            self._identity, next_tx = ckpt.read_identity(conn, self.ident, self._fingerprint)
+            try:
+                document = self.checkpoints.load(conn)
+            except ckpt.CheckpointError as exc:
+                document, refusal = None, ckpt.Refusal(ckpt.REASON_UNREADABLE, str(exc))
+            if document is None and refusal is None:
+                refusal = ckpt.Refusal(ckpt.REASON_NONE_YET, "no checkpoint written yet")
+            if document is not None:
+                try:
+                    cursor_id = int(document["state"]["cursor"][1])
+                    row = conn.execute(self._sql["cursor_row"], {"id": cursor_id}).fetchone()
+                    refusal = ckpt.validate(
+                        document,
+                        self._identity,
+                        next_tx,
+                        None if row is None else int(row["tx"]),
+                    )
+                    if refusal is None:
+                        restored = ckpt.state_from_dict(document["state"], self._new_state())
+                except (KeyError, IndexError, TypeError, ValueError) as exc:
+                    refusal = ckpt.Refusal(
+                        ckpt.REASON_UNREADABLE, f"malformed checkpoint ({type(exc).__name__})"
+                    )
+        if refusal is not None or restored is None:
+            assert refusal is not None
+            level = logging.INFO if refusal.reason == ckpt.REASON_NONE_YET else logging.WARNING
+            log.log(
+                level,
+                f"checkpoint not used: {refusal.detail}; aggregating the whole audit table",
+                extra={
+                    "table": self.cfg.table,
+                    "reason": refusal.reason,
+                    "checkpoint": self.checkpoints.description,
+                },
+            )
+            self.store.update(startup_source="full_aggregation", startup_reason=refusal.reason)
+            return False
+        # Adopted but not served: the checkpoint may be older than what the previous process
+        # served; served once the tail has read every committed row after its cursor.
+        self.store.publish_rows(
+            restored,
+            loaded=False,
+            startup_source="checkpoint",
+            startup_reason=ckpt.REASON_RESTORED,
+        )
+        assert restored.cursor is not None
+        self._cursor = restored.cursor
+        # The first reconciliation counts every row behind the cursor (a full scan): one
+        # --reconcile-interval from now, not inside the constant-time start-up.
+        self._next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+        caught_up = self.poll_once()
+        elapsed = time.monotonic() - started
+        snap = self.store.snapshot()
+        self.store.update(
+            loaded=True,
+            initial_load_seconds=elapsed,
+            load_rows_done=snap.ingested,
+            load_rows_estimated=snap.ingested,
+        )
+        log.info(
+            "resumed from checkpoint",
+            extra={
+                "table": self.cfg.table,
+                "checkpoint": self.checkpoints.description,
+                "rows": snap.ingested,
+                "rows_since_checkpoint": caught_up,
+                "seconds": round(elapsed, 3),
+            },
+        )
+        return True
+
+    def write_checkpoint(self, reason: str = "periodic") -> bool:
+        """Persist one consistent snapshot (cursor + aggregates); errors are counted, logged
+        once per run of failures, and never stop the exporter."""
+        if self.checkpoints is None or self._identity is None:
+            return False
+        with self._checkpoint_lock:
+            self._next_checkpoint = time.monotonic() + self.checkpoint_interval
+            snap = self.store.snapshot()
+            if not snap.loaded or snap.cursor is None:
+                return False
+            document = ckpt.build_checkpoint(snap, self._identity)
+            try:
+                size = self.checkpoints.save(document)
+            except Exception as exc:
+                self.store.update(checkpoint_write_errors=snap.checkpoint_write_errors + 1)
+                if not self._checkpoint_error_logged:
+                    self._checkpoint_error_logged = True
+                    log.warning(
+                        "checkpoint write failed; retrying at the next interval",
+                        extra={
+                            "checkpoint": self.checkpoints.description,
+                            "error": safe_error(exc, self.cfg.dsn),
+                            "error_class": type(exc).__name__,
+                        },
+                    )
+                return False
+            if self._checkpoint_error_logged or reason == "shutdown":
+                log.info(
+                    "checkpoint written",
+                    extra={"checkpoint": self.checkpoints.description, "reason": reason},
+                )
+            self._checkpoint_error_logged = False
+            now = self.store.snapshot()
+            self.store.update(
+                checkpoint_writes=now.checkpoint_writes + 1,
+                checkpoint_last_write_ts=time.time(),
+                checkpoint_bytes=size,
+            )
+            return True
 
     def initial_load(self) -> None:
         """Aggregate everything below xmin in one repeatable-read snapshot; set the cursor.
@@ -270,6 +443,7 @@ class AuditExporter:
         elapsed = time.monotonic() - started
         self.store.publish_rows(
             private.snapshot(),
+            cursor=hi,
             initial_load_seconds=elapsed,
             load_rows_done=done,
             load_rows_estimated=done,
@@ -280,6 +454,8 @@ class AuditExporter:
         )
         self._cursor = hi
         self._next_reconcile = time.monotonic() + self.cfg.reconcile_interval
+        # Checkpoint right away: the next restart need not repeat this aggregation.
+        self._next_checkpoint = 0.0
         snap = self.store.snapshot()
         log.info(
             "initial load done",
@@ -316,7 +492,7 @@ class AuditExporter:
                 delta = self._aggregate(conn, self._cursor, hi, self.store)
             # The rows and the lag of the cursor they move to, in one step: a scrape in between
             # would show a row counted and still held back.
-            self.store.apply(delta, **self._held_fields(conn, hi))
+            self.store.apply(delta, cursor=hi, **self._held_fields(conn, hi))
             self._cursor, applied = hi, True
             batch = delta_rows(delta)
             invalid = {

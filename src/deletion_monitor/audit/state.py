@@ -163,6 +163,13 @@ class AuditState:
     load_rows_estimated: int | None = None
     foreign_tx_rows: int | None = None
     rows_unaccounted: int | None = None
+    # How this process started (deletion_audit_startup_info) and its checkpoint writes.
+    startup_source: str | None = None  # "checkpoint" | "full_aggregation", once known
+    startup_reason: str | None = None  # checkpoint.STARTUP_REASONS
+    checkpoint_writes: int = 0
+    checkpoint_write_errors: int = 0
+    checkpoint_last_write_ts: float | None = None
+    checkpoint_bytes: int | None = None
     process_start: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -333,9 +340,13 @@ class AuditStateStore:
                 setattr(new, key, value)
             self._state = new
 
-    def publish_rows(self, source: AuditState, **fields: Any) -> None:
+    def publish_rows(self, source: AuditState, *, loaded: bool = True, **fields: Any) -> None:
         """Adopt the row-derived fields of `source` (a private start-up state), set the given
-        self-metric fields and mark loaded, in one step: no scrape sees a half-published load."""
+        self-metric fields and mark loaded, in one step: no scrape sees a half-published load.
+
+        loaded=False adopts a restored checkpoint without serving it yet: its values may be
+        older than what this exporter served before it restarted (a counter that went down),
+        so they are served only once the tail has caught up to the head of the table."""
         copy = clone_state(source)
         with self._lock:
             new = clone_state(self._state)
@@ -343,7 +354,7 @@ class AuditStateStore:
                 setattr(new, name, getattr(copy, name))
             for key, value in fields.items():
                 setattr(new, key, value)
-            new.loaded = True
+            new.loaded = loaded
             self._state = new
 
     def table_names(self) -> set[str]:
@@ -631,6 +642,37 @@ class AuditCollector:
             "deletion_audit_initial_load_duration_seconds",
             "Seconds the start-up aggregate over the audit table took.",
             s.initial_load_seconds,
+        )
+        if s.startup_source is not None:
+            gauge = GaugeMetricFamily(
+                "deletion_audit_startup_info",
+                "1: how this process got its counters: source checkpoint (resumed from a "
+                "validated checkpoint) or full_aggregation (read the whole table), and why.",
+                labels=["source", "reason"],
+            )
+            gauge.add_metric([s.startup_source, s.startup_reason or ""], 1)
+            yield gauge
+        fam = CounterMetricFamily(
+            "deletion_audit_checkpoint_writes",
+            "Checkpoints (cursor and aggregates) written since the exporter started.",
+        )
+        fam.add_metric([], s.checkpoint_writes, created=s.process_start)
+        yield fam
+        fam = CounterMetricFamily(
+            "deletion_audit_checkpoint_write_errors",
+            "Checkpoint writes that failed since the exporter started (the next one retries).",
+        )
+        fam.add_metric([], s.checkpoint_write_errors, created=s.process_start)
+        yield fam
+        yield _optional_gauge(
+            "deletion_audit_checkpoint_last_write_timestamp_seconds",
+            "Unix time of the last checkpoint written.",
+            s.checkpoint_last_write_ts,
+        )
+        yield _optional_gauge(
+            "deletion_audit_checkpoint_size_bytes",
+            "Size of the last checkpoint written.",
+            s.checkpoint_bytes,
         )
         gauge = GaugeMetricFamily(
             "deletion_audit_exporter_info", "Exporter version.", labels=["version"]
