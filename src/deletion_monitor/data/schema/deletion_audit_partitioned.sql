@@ -159,8 +159,8 @@ BEGIN
                        'RETURNING *) INSERT INTO %I.%I SELECT * FROM m', dflt, lo, hi, ns, child);
         GET DIAGNOSTICS moved = ROW_COUNT;
     END IF;
-    EXECUTE format('ALTER TABLE %I.deletion_audit ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
-                   ns, ns, child, lo, hi);
+    EXECUTE format('ALTER TABLE %I.deletion_audit ATTACH PARTITION %I.%I '
+                   'FOR VALUES FROM (%L) TO (%L)', ns, ns, child, lo, hi);
     -- Redundant with the partition bound once attached.
     EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT %I', ns, child, child || '_range');
     IF moved > 0 THEN

@@ -46,11 +46,12 @@ BEGIN
     IF FOUND THEN
         RETURN;  -- registered by an earlier apply
     END IF;
-    -- create_parent always creates <parent>_default itself; park the plain-SQL one, then put its
-    -- rows back through the parent (they land in their month or in partman's default). Rows keep
-    -- id and tx (OVERRIDING SYSTEM VALUE), so the exporter neither loses nor re-reads any. The
-    -- DETACH holds ACCESS EXCLUSIVE on deletion_audit until this transaction ends: inserts wait
-    -- for the handover (one-off, as long as moving the default partition's stray rows takes).
+    -- create_parent creates <parent>_default itself (and fails if it exists): park the
+    -- plain-SQL one, then put its rows back through the parent (they land in their month or in
+    -- the new default partition). Rows keep id and tx (OVERRIDING SYSTEM VALUE), so the
+    -- exporter neither loses nor re-reads any. The DETACH holds ACCESS EXCLUSIVE on
+    -- deletion_audit until this transaction ends: inserts wait for the handover (one-off, as
+    -- long as moving the default partition's stray rows takes).
     SELECT nullif(t.partdefid, 0)::regclass INTO old_default
     FROM pg_partitioned_table t WHERE t.partrelid = 'deletion_audit'::regclass;
     IF old_default IS NOT NULL THEN
@@ -74,6 +75,15 @@ BEGIN
     SET retention = '7 years', retention_keep_table = false, retention_keep_index = false,
         infinite_time_partitions = true, ignore_default_data = true
     WHERE parent_table = parent;
+    -- create_parent adds <parent>_default only when it created at least one partition (4.7.2:
+    -- it returns early when every month it would premake exists already, e.g. all made by
+    -- deletion_audit_partitioned.sql): without a default partition an 'infinity' row would fail
+    -- its insert, so make sure there is one.
+    IF (SELECT t.partdefid FROM pg_partitioned_table t
+        WHERE t.partrelid = 'deletion_audit'::regclass) = 0 THEN
+        EXECUTE format('CREATE TABLE %I.deletion_audit_default PARTITION OF %I.deletion_audit '
+                       'DEFAULT', ns, ns);
+    END IF;
     IF old_default IS NOT NULL THEN
         EXECUTE format('INSERT INTO %I.deletion_audit OVERRIDING SYSTEM VALUE '
                        'SELECT * FROM %I.deletion_audit_default_handover', ns, ns);
@@ -87,4 +97,5 @@ $handover$;
 -- Maintenance, daily from cron (autocommit; one transaction per partition set; UTC):
 --     PGOPTIONS='-c timezone=UTC -c lock_timeout=5s' \
 --         psql -v ON_ERROR_STOP=1 -c 'CALL partman.run_maintenance_proc()'
--- or, for this table only and in one transaction: SELECT partman.run_maintenance('public.deletion_audit');
+-- or, for this table only and in one transaction:
+--     SELECT partman.run_maintenance('public.deletion_audit');
