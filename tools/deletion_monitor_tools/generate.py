@@ -23,6 +23,7 @@ from deletion_monitor_tools.paths import REPO_ROOT
 # Renderer modules, in the order their output is written. Add new renderers here.
 RENDERERS: list[str] = [
     "deletion_monitor_tools.render_rules",
+    "deletion_monitor_tools.render_prometheusrule",
     "deletion_monitor_tools.render_alertmanager",
     "deletion_monitor_tools.render_dashboards",
 ]

@@ -128,7 +128,8 @@
       // may push its own deletion_deploy_timestamp_seconds (e.g. to a Pushgateway) to start the
       // phase before the first deletion of the new version. See docs/alerting.md.
       markerMetrics: [
-        'deletion_app_version_first_seen_timestamp_seconds{job="deletion-audit-exporter"}',
+        // From auditExporterSelector (late-bound $), so a mixin override of the selector moves it.
+        'deletion_app_version_first_seen_timestamp_seconds{%s}' % $._config.auditExporterSelector,
         'deletion_deploy_timestamp_seconds',
       ],
       errorRateCritical: 0.01,  // spec: > 1 % ... critical; ERROR_RATE_THRESHOLD overrides it
