@@ -16,6 +16,8 @@ command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
 command -v jsonnetfmt >/dev/null || missing+=(jsonnet)
 # the demo's and the end-to-end tests' probe of the endpoint with a bogus token
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
+# the HA topology's long-term store and second rule engine (docs/scaling.md)
+command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null || missing+=(victoria-metrics)
 
 if ((${#missing[@]} == 0)); then
   exit 0
@@ -32,6 +34,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian's packages enable services; the project starts its own processes on 127.0.0.1 instead.
 for svc in postgresql prometheus prometheus-alertmanager prometheus-node-exporter \
-  prometheus-blackbox-exporter; do
+  prometheus-blackbox-exporter victoria-metrics; do
   if command -v systemctl >/dev/null; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 done
