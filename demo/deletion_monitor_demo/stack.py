@@ -200,6 +200,10 @@ class Stack:
                 port = free_port()
             taken.add(port)
             self.ports[name] = port
+            if self.opts.fixed_ports and port != preferred:
+                # Said out loud: someone opening the usual URL would otherwise reach whatever
+                # holds the port (another Prometheus, a colleague's demo), not this stack.
+                print(f"demo: port {preferred} ({name}) is taken: using {port}", flush=True)
         self.ports["pg"] = free_port()
 
     def _start_sinks(self) -> None:

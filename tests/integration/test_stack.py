@@ -161,3 +161,34 @@ def test_real_alertmanager_delivers_the_demo_copy_to_the_sinks(running) -> None:
     # Nothing went to a receiver the tree does not name for these alerts.
     assert not log.find("pagerduty-oncall", "DemoSecurity")
     assert not log.find("pagerduty-oncall", "DemoInfo")
+
+
+def test_a_taken_preferred_port_is_announced(tmp_path: Path, capsys) -> None:
+    """`make demo` prefers the usual ports; one that is taken falls back to a free port, and says
+    so in one status line, so the usual URL is not mistaken for this stack."""
+    import contextlib
+    import socket
+
+    from deletion_monitor_demo.stack import DEFAULT_PORTS, Stack, StackOptions
+
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with contextlib.closing(holder):
+        with contextlib.suppress(OSError):  # already held by someone else: taken all the same
+            holder.bind(("127.0.0.1", DEFAULT_PORTS["prometheus"]))
+            holder.listen()
+        stack = Stack(StackOptions(workdir=tmp_path, fixed_ports=True))
+        stack._pick_ports()
+    lines = capsys.readouterr().out.splitlines()
+    assert stack.ports["prometheus"] != 9090
+    assert f"demo: port 9090 (prometheus) is taken: using {stack.ports['prometheus']}" in lines
+    # One line per fallback, none for a port that was free (whatever else this machine holds).
+    fallbacks = {
+        f"demo: port {port} ({name}) is taken: using {stack.ports[name]}"
+        for name, port in DEFAULT_PORTS.items()
+        if stack.ports[name] != port
+    }
+    assert set(lines) == fallbacks and len(lines) == len(fallbacks)
+
+    # Tests (free ports by design) print nothing.
+    Stack(StackOptions(workdir=tmp_path, fixed_ports=False))._pick_ports()
+    assert capsys.readouterr().out == ""
