@@ -1,6 +1,7 @@
 -- grants: the monitoring role, least privilege (PostgreSQL 13+). Idempotent: apply it on every
 -- deploy, after reference_app.sql / your application's schema and deletion_audit.sql, as the
--- owner of those tables (or a superuser), connected to the application's database:
+-- owner of the database and those tables, with CREATEROLE (or a superuser), connected to the
+-- application's database:
 --
 --   deletion-monitor schema grants | psql "$OWNER_DATABASE_URL" -v ON_ERROR_STOP=1
 --
