@@ -384,8 +384,9 @@ def test_label_values_stay_bounded(audit_dsn: str, run_exporter) -> None:
     assert tables2 == tables
 
 
-def test_permissive_table_null_duration_counted_invalid(pg_dsn: str, run_exporter) -> None:
-    """--table pointing at a table without NOT NULL: NULL duration counted and skipped."""
+def test_permissive_table_null_duration_counted_without_latency(pg_dsn: str, run_exporter) -> None:
+    """--table pointing at a table without NOT NULL: a NULL duration is a call whose latency was
+    never recorded (the legacy audit_logs): counted as a call, observed in no histogram."""
     from test_audit_exporter_schema import SCHEMA
 
     from deletion_monitor_demo.pgcluster import apply_sql_file
@@ -398,8 +399,12 @@ def test_permissive_table_null_duration_counted_invalid(pg_dsn: str, run_exporte
     insert(pg_dsn, [{"duration_seconds": None}, {"duration_seconds": 1.5}], table="legacy.audit")
     _, port = run_exporter(pg_dsn, table="legacy.audit")
     values = wait_for(port, ingested(2))
-    assert values[k("deletion_audit_invalid_rows_total", reason="null_duration")] == 1
-    assert_exact(values, truth(pg_dsn, table="legacy.audit"))
+    assert not any(v for (n, _), v in values.items() if n == "deletion_audit_invalid_rows_total")
+    assert values[k("deletion_requests_total", user_type="other")] == 2
+    labels = {"outcome": "success", "user_type": "other"}
+    assert values[k("deletion_requests_without_duration_total", **labels)] == 1
+    assert values[k("deletion_duration_seconds_count", **labels)] == 1
+    assert values[k("deletion_duration_seconds_sum", **labels)] == 1.5
 
 
 def test_every_failure_series_exists_before_the_first_failure(

@@ -50,6 +50,13 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         "deletion duration",
     ),
     Metric(
+        "deletion_requests_without_duration_total",
+        "counter",
+        ("outcome", "user_type"),
+        AUDIT,
+        "deletions whose audit row has no duration (legacy log): in no latency histogram",
+    ),
+    Metric(
         "deletion_large_cascade_duration_seconds",
         "histogram",
         (),

@@ -13,14 +13,18 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from deletion_monitor.audit.sql import TAIL_END_SQL
 from deletion_monitor.audit.state import DEFAULT_DURATION_BUCKETS
 from deletion_monitor.common.redaction import error_line
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
-# column -> required type (None: any type the poller's SQL, sql.py, can compare/cast).
+# column -> required type (None: any type the poller's SQL, sql.py, can compare/cast). Checked in
+# this order, the first problem is the one reported: `tx` first, because a table without it (the
+# legacy audit_logs, or its adapter view before the migration) has other gaps too (a text id, no
+# occurred_at), but only `tx` needs a migration; the adapter view maps the rest.
 REQUIRED_COLUMNS: dict[str, str | None] = {
-    "id": None,
     "tx": "xid8",
+    "id": None,
     "occurred_at": "timestamp with time zone",
     "outcome": None,
     "error_type": None,
@@ -31,6 +35,14 @@ REQUIRED_COLUMNS: dict[str, str | None] = {
     "rows_deleted": "jsonb",
     "app_version": None,
 }
+# The cursor is (tx, integer id): the poller keeps ids as Python ints (a Prisma cuid or uuid id
+# would fail every poll, so it is refused at start-up instead).
+ID_TYPES: tuple[str, ...] = ("bigint", "integer", "smallint")
+MISSING_TX_HINT = (
+    "the writing-transaction id the exporter tails by; for the legacy audit_logs table apply "
+    "`deletion-monitor schema legacy_audit_logs_migration`, then re-apply "
+    "`deletion-monitor schema legacy_audit_logs_adapter` (docs/audit-log.md)"
+)
 
 
 class SetupError(Exception):
@@ -102,17 +114,27 @@ def check_table(conn: psycopg.Connection[Any], table: str) -> list[str]:
         (ident,),
     ).fetchall()
     if not cols:
-        raise SetupError(
-            f"--table: table {table} does not exist (apply deletion_audit.sql)"
-        )
+        raise SetupError(f"--table: table {table} does not exist (apply deletion_audit.sql)")
     types = {c["name"]: c["type"] for c in cols}
     for column, want in REQUIRED_COLUMNS.items():
         if column not in types:
-            raise SetupError(f"--table: table {table} has no column {column}")
+            hint = f" ({MISSING_TX_HINT})" if column == "tx" else ""
+            raise SetupError(f"--table: table {table} has no column {column}{hint}")
         if want is not None and types[column] != want:
             raise SetupError(
                 f"--table: column {table}.{column} has type {types[column]}, expected {want}"
             )
+        if column == "id" and types[column] not in ID_TYPES:
+            raise SetupError(
+                f"--table: column {table}.id has type {types[column]}, expected an integer "
+                f"type ({', '.join(ID_TYPES)})"
+            )
+    if _is_view(conn, ident):
+        # A view has no index of its own: ask the planner whether the cursor's probe can use an
+        # index of the tables below it (the legacy adapter's view uses the migration's index).
+        if not _cursor_probe_uses_index(conn, table):
+            return [f"view {table}: no index serves the (tx, id) cursor: every poll will scan it"]
+        return []
     warnings = []
     idx = conn.execute(
         "SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(%s) "
@@ -124,6 +146,33 @@ def check_table(conn: psycopg.Connection[Any], table: str) -> list[str]:
     if idx is None:
         warnings.append(f"table {table} has no index on (tx, id): every poll will scan it")
     return warnings
+
+
+def _is_view(conn: psycopg.Connection[Any], ident: str) -> bool:
+    row = conn.execute(
+        "SELECT c.relkind::text AS kind FROM pg_class c WHERE c.oid = to_regclass(%s)", (ident,)
+    ).fetchone()
+    return row is not None and row["kind"] in ("v", "m")
+
+
+def _cursor_probe_uses_index(conn: psycopg.Connection[Any], table: str) -> bool:
+    """Whether the tail's cursor probe (sql.TAIL_END_SQL) can be served by an index.
+
+    With sequential scans disabled the planner still picks one when nothing else can answer the
+    query, so a Seq Scan in that plan means no usable index, whatever the table's size.
+    """
+    probe = sql.SQL(TAIL_END_SQL).format(table=table_identifier(table))
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        row = conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) ") + probe, {"lo_tx": "0", "lo_id": 0}
+        ).fetchone()
+    plan = row["QUERY PLAN"] if row is not None else []
+
+    def nodes(node: Mapping[str, Any]) -> list[str]:
+        return [str(node.get("Node Type")), *(n for p in node.get("Plans", []) for n in nodes(p))]
+
+    return bool(plan) and "Seq Scan" not in nodes(plan[0]["Plan"])
 
 
 def scrape_values(text: str) -> Mapping[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -59,7 +59,9 @@ WITH src AS (
     SELECT src.*,
            CASE WHEN outcome IS NULL OR outcome NOT IN ('success', 'failure')
                     THEN 'unknown_outcome'
-                WHEN d IS NULL THEN 'null_duration'
+                -- A NULL duration is not malformed: the call happened, its latency was never
+                -- recorded (the legacy audit_logs). The row counts everywhere but in the
+                -- duration histograms: its bucket is NULL (width_bucket of NULL).
                 WHEN d IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
                     THEN 'non_finite_duration'
                 WHEN d < 0 THEN 'negative_duration'

@@ -39,7 +39,6 @@ OUTCOMES: tuple[str, ...] = ("success", "failure")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 INVALID_REASONS: tuple[str, ...] = (
     "unknown_outcome",
-    "null_duration",
     "non_finite_duration",
     "negative_duration",
     "bad_rows_deleted",
@@ -282,17 +281,21 @@ def merge(s: AuditState, delta: Delta) -> None:
         if reason is not None:
             continue  # malformed rows count only in invalid_rows_total
         if kind == "main":
-            outcome, ut, db = g["outcome"], g["user_type"], int(g["bucket"])
+            outcome, ut = g["outcome"], g["user_type"]
             _add(s.requests, ut, n)
             if outcome == "failure":
                 _add(s.failures, (ut, g["error_type"]), n)
-            hist = s.duration.setdefault((outcome, ut), Hist.empty(nb, NANOSECONDS))
-            hist.counts[db] += n
-            hist.total += int(g["dsum_ns"])
-            if g["large"]:
-                assert s.large is not None
-                s.large.counts[db] += n
-                s.large.total += int(g["dsum_ns"])
+            # bucket None: no duration recorded (the legacy log), a call without a latency to
+            # observe; deletion_requests_without_duration_total is derived from these counts.
+            if g["bucket"] is not None:
+                db = int(g["bucket"])
+                hist = s.duration.setdefault((outcome, ut), Hist.empty(nb, NANOSECONDS))
+                hist.counts[db] += n
+                hist.total += int(g["dsum_ns"])
+                if g["large"]:
+                    assert s.large is not None
+                    s.large.counts[db] += n
+                    s.large.total += int(g["dsum_ns"])
             if outcome == "success" and ut == "SUPER_ADMIN":
                 _add(s.forbidden, "super_admin", n)
             if outcome == "success" and g["self_del"]:
@@ -486,6 +489,7 @@ class AuditCollector:
             bounds,
             created,
         )
+        yield self._without_duration(s, created)
         assert s.large is not None
         yield _histogram(
             "deletion_large_cascade_duration_seconds",
@@ -556,6 +560,36 @@ class AuditCollector:
         if recent:
             gauge.add_metric([recent[-1][0]], 1)
         yield gauge
+
+    @staticmethod
+    def _without_duration(s: AuditState, created: float | None) -> CounterMetricFamily:
+        """Calls counted in deletion_requests_total but absent from deletion_duration_seconds.
+
+        Derived, not stored: calls of an (outcome, user_type) minus the observations of its
+        histogram. Every counter it reads is already kept (and checkpointed), so it is exact
+        wherever they are, and duration_count + this = the calls of each label pair.
+        """
+        fam = CounterMetricFamily(
+            "deletion_requests_without_duration",
+            "Deletion calls whose audit row has no duration (legacy log: latency never "
+            "recorded); counted in deletion_requests_total, not in deletion_duration_seconds.",
+            labels=["outcome", "user_type"],
+        )
+        failed: dict[str, int] = {}
+        for (ut, _et), n in s.failures.items():
+            failed[ut] = failed.get(ut, 0) + n
+        for outcome in OUTCOMES:
+            # The six types from 0 (increase() must see the first such call); `other` when seen.
+            for ut in (*USER_TYPES, OTHER):
+                if ut == OTHER and ut not in s.requests:
+                    continue
+                calls = failed.get(ut, 0)
+                if outcome == "success":
+                    calls = s.requests.get(ut, 0) - calls
+                hist = s.duration.get((outcome, ut))
+                observed = hist.count if hist is not None else 0
+                fam.add_metric([outcome, ut], calls - observed, created=created)
+        return fam
 
     def _self_metrics(self, s: AuditState) -> Iterable[Metric]:
         rows_created = s.first_any_row_ts
