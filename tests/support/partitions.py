@@ -46,15 +46,11 @@ def partitions(dsn: str) -> list[Partition]:
         found = conn.execute(
             "SELECT partition_name::text, range_from, range_to FROM deletion_audit_partitions()"
         ).fetchall()
-        return [
-            Partition(
-                name,
-                lo,
-                hi,
-                conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0],  # type: ignore[index]
-            )
-            for name, lo, hi in found
-        ]
+        out = []
+        for name, lo, hi in found:
+            (rows,) = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone() or (0,)
+            out.append(Partition(name, lo, hi, rows))
+        return out
 
 
 def create_partitioned_table(
