@@ -1,10 +1,11 @@
 """`deletion-monitor watch` and `report` against a real Prometheus holding known data.
 
-Two weeks of exporter series are generated here with every increment known, backfilled with
-`promtool tsdb create-blocks-from openmetrics`, and served by a real `prometheus` (module-scoped).
-Week A ("troubled", ends at END - 7d) is built so that every recommendation rule's condition
-holds; week B ("calm", ends at END) so that none does. Expected figures are recomputed from the
-generator's own increments, never copied from the code under test.
+Two weeks of exporter series with every increment known (tests/support/report_data.py),
+backfilled with `promtool tsdb create-blocks-from openmetrics` and served by a real `prometheus`
+(module-scoped). Week A ("troubled", ends at END - 7d) is built so that every recommendation
+rule's condition holds; week B ("calm", ends at END) so that none does; BRIEF_JOB has six minutes
+of data in which every deletion took 6.5 s. Expected figures are recomputed from the generator's
+own increments, never copied from the code under test.
 
 The recommendation rules' boundaries on synthetic figures, the docs table and the error paths that
 need no Prometheus (bad arguments, unreachable or silent server) are
@@ -14,19 +15,43 @@ tests/unit/test_report_figures.py and tests/unit/test_report_watch_offline.py.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import io
 import json
-import math
-import subprocess
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.report_data import (
+    A_AT,
+    B_AT,
+    BRIEF_HOUR,
+    BRIEF_JOB,
+    BRIEF_SECONDS,
+    BRIEF_START,
+    BRIEF_TOTAL,
+    DAY,
+    END,
+    FRESH_JOB,
+    LATE_JOB,
+    PEAK_HOUR,
+    REFUSED_JOB,
+    RESET_JOB,
+    START,
+    STEP,
+    STEPS,
+    WEEK,
+    all_obs,
+    errors,
+    in_window,
+    quantile_bounds,
+    serve_backfill,
+    totals,
+    within,
+)
 from support.reports import parse, run_watch
 
 from deletion_monitor.common.config import CONFIG_PATH, load_config
@@ -34,362 +59,6 @@ from deletion_monitor.common.promapi import PrometheusClient, PrometheusError
 from deletion_monitor.reports import figures, recommendations, report, watch
 from deletion_monitor.reports import render as report_render
 from deletion_monitor_demo.services import ManagedProcess, free_port, require_binary, wait_http
-
-STEP = 300
-WEEK = 7 * 86400
-DAY = 86400
-# An hour boundary in the past: the data ends here and starts 14 days earlier.
-END = (int(time.time()) // 3600) * 3600 - 3600
-START = END - 2 * WEEK
-A_END = END - WEEK  # end of the troubled week
-# Reports are evaluated half a step after the last sample, as on a real server where scrapes
-# never line up with the query time: increase() would extrapolate there, exact counts must not.
-A_AT = A_END + STEP // 2
-B_AT = END + STEP // 2
-PEAK_HOUR = 14  # UTC hour that carries the troubled week's extra load
-USER_TYPES = ("CLIENT", "VENDOR", "DRIVER")
-BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30]
-RESET_JOB = 'job="restarted-exporter"'
-LATE_JOB = 'job="late-exporter"'
-FRESH_JOB = 'job="fresh-exporter"'
-# A job whose only failures are refused unauthorised callers (3 of 10 deletions a step).
-REFUSED_JOB = 'job="refused-exporter"'
-LATE_HISTORY = 1000
-RESET_AT_STEP = 144  # the restarted job's counter drops to 0 after this step of the last day
-FAIL_SECONDS = {"authorization": 0.08, "timeout": 10.0, "unknown": 0.2, "business_logic": 0.15}
-
-
-@dataclass
-class Step:
-    """What happened in (t - STEP, t]."""
-
-    t: int
-    requests: dict[str, int] = field(default_factory=dict)
-    failures: dict[tuple[str, str], int] = field(default_factory=dict)
-    # (outcome, user_type, seconds, count)
-    observations: list[tuple[str, str, float, int]] = field(default_factory=list)
-    complex_obs: list[tuple[float, int]] = field(default_factory=list)
-    audited: int = 0
-    audit_failures: int = 0
-    forbidden: int = 0
-    gauges: dict[str, float] = field(default_factory=dict)
-    alert_firing: bool = False
-
-    @property
-    def hour(self) -> str:
-        return f"{dt.datetime.fromtimestamp(self.t - STEP, dt.UTC).hour:02d}"
-
-    @property
-    def weekday(self) -> str:
-        return figures.WEEKDAYS[dt.datetime.fromtimestamp(self.t - STEP, dt.UTC).weekday()]
-
-    @property
-    def total(self) -> int:
-        return sum(self.requests.values())
-
-
-def make_step(t: int) -> Step:
-    s = Step(t)
-    troubled = t <= A_END
-    seg_start = START if troubled else A_END
-    i = (t - seg_start) // STEP  # 1-based index inside the week
-    day = (t - seg_start - STEP) // DAY  # 0..6, aligned with the report's 24 h windows
-    hour = int(s.hour)
-    s.gauges = {
-        "memory": 400e6,
-        "limit": 1e9,
-        "pool_in_use": 4,
-        "pool_max": 20,
-        "orphans": 0,
-        "audit_gaps": 0,
-    }
-    if troubled:
-        driver = 1 + day  # growing volume: the capacity-growth rule
-        client = 3 + (25 if hour == PEAK_HOUR else 0)  # the peak-hour rules
-        s.requests = {"CLIENT": client, "VENDOR": 2, "DRIVER": driver}
-        fails: dict[tuple[str, str], int] = {}
-        # Five failures an hour: 2 timeouts, 2 authorization, 1 unknown (shares 40/40/20 %).
-        phase = i % 12
-        if phase in (1, 7):
-            fails[("VENDOR", "timeout")] = 1
-        if phase in (3, 9):
-            fails[("CLIENT", "authorization")] = 1
-        if phase == 5:
-            fails[("DRIVER", "unknown")] = 1
-        s.failures = fails
-        vendor_seconds = 7.0 if day <= 2 else 0.3  # slow vendors early: p95 above target
-        speeds = {"CLIENT": 0.3, "VENDOR": vendor_seconds, "DRIVER": 2.2}
-        if phase == 0:
-            s.complex_obs = [(9.0, 1)]  # complex deletions far above the p95 target
-        if day == 1:
-            s.gauges["memory"] = 850e6
-            s.alert_firing = True
-        if day == 2:
-            s.gauges["orphans"] = 3
-        if day == 4:
-            s.gauges["audit_gaps"] = 1
-        if day == 3 and i % 288 == 10:
-            s.audit_failures = 1
-        if day == 5 and i % 288 == 20:
-            s.forbidden = 1
-    else:
-        s.requests = {"CLIENT": 3, "VENDOR": 2, "DRIVER": 1}
-        # One business-logic failure every 20 h, never in the last hour of the week.
-        s.failures = {("CLIENT", "business_logic"): 1} if i % 240 == 120 else {}
-        speeds = {"CLIENT": 0.3, "VENDOR": 0.3, "DRIVER": 0.3}
-        if i % 12 == 0:
-            s.complex_obs = [(1.2, 1)]
-    if i % 12 == 0:
-        s.audited = 1
-    failed_by_type: dict[str, int] = defaultdict(int)
-    for (ut, et), n in s.failures.items():
-        failed_by_type[ut] += n
-        s.observations.append(("failure", ut, FAIL_SECONDS[et], n))
-    for ut, n in s.requests.items():
-        ok = n - failed_by_type[ut]
-        if ok:
-            s.observations.append(("success", ut, speeds[ut], ok))
-    return s
-
-
-STEPS = [make_step(t) for t in range(START + STEP, END + 1, STEP)]
-
-
-def in_window(at: int, seconds: int) -> list[Step]:
-    return [s for s in STEPS if at - seconds < s.t <= at]
-
-
-def bucket_index(seconds: float) -> int:
-    for idx, bound in enumerate(BUCKETS):
-        if seconds <= bound:
-            return idx
-    return len(BUCKETS)
-
-
-def quantile_bounds(obs: list[tuple[float, int]], q: float) -> tuple[float, float]:
-    """The histogram bucket (lower, upper] that holds quantile q of the observations."""
-    counts = [0] * (len(BUCKETS) + 1)
-    for seconds, n in obs:
-        counts[bucket_index(seconds)] += n
-    rank = q * sum(counts)
-    cum = 0
-    for idx, c in enumerate(counts):
-        cum += c
-        if cum >= rank and c:
-            lower = BUCKETS[idx - 1] if idx else 0.0
-            return lower, BUCKETS[idx] if idx < len(BUCKETS) else math.inf
-    raise AssertionError("no observations")
-
-
-# --------------------------------------------------------------------------------------------
-# OpenMetrics file
-
-
-def openmetrics(cfg: dict[str, Any]) -> str:
-    audit, integ, app = (
-        cfg["auditExporterSelector"],
-        cfg["integrityExporterSelector"],
-        cfg["appSelector"],
-    )
-    families: dict[str, tuple[str, dict[str, list[tuple[int, float]]]]] = {}
-
-    def add(family: str, kind: str, series: str, t: int, value: float) -> None:
-        families.setdefault(family, (kind, defaultdict(list)))[1][series].append((t, value))
-
-    cum: dict[str, float] = defaultdict(float)
-    hist: dict[tuple[str, str], list[int]] = {
-        (o, ut): [0] * (len(BUCKETS) + 1) for o in ("success", "failure") for ut in USER_TYPES
-    }
-    hist_sum: dict[tuple[str, str], float] = defaultdict(float)
-    cx = [0] * (len(BUCKETS) + 1)
-    cx_sum = 0.0
-    fail_keys = sorted({k for s in STEPS for k in s.failures})
-    first = Step(START)
-    for s in [first, *STEPS]:
-        t = s.t
-        for ut in USER_TYPES:
-            cum[f"req{ut}"] += s.requests.get(ut, 0)
-            add(
-                "deletion_requests",
-                "counter",
-                f'deletion_requests_total{{{audit},user_type="{ut}"}}',
-                t,
-                cum[f"req{ut}"],
-            )
-        for ut, et in fail_keys:
-            cum[f"f{ut}{et}"] += s.failures.get((ut, et), 0)
-            add(
-                "deletion_failures",
-                "counter",
-                f'deletion_failures_total{{{audit},user_type="{ut}",error_type="{et}"}}',
-                t,
-                cum[f"f{ut}{et}"],
-            )
-        for outcome, ut, seconds, n in s.observations:
-            hist[(outcome, ut)][bucket_index(seconds)] += n
-            hist_sum[(outcome, ut)] += seconds * n
-        for (outcome, ut), counts in hist.items():
-            labels = f'{audit},outcome="{outcome}",user_type="{ut}"'
-            running = 0
-            for idx, c in enumerate(counts):
-                running += c
-                le = f"{BUCKETS[idx]}" if idx < len(BUCKETS) else "+Inf"
-                add(
-                    "deletion_duration_seconds",
-                    "histogram",
-                    f'deletion_duration_seconds_bucket{{{labels},le="{le}"}}',
-                    t,
-                    running,
-                )
-            add(
-                "deletion_duration_seconds",
-                "histogram",
-                f"deletion_duration_seconds_sum{{{labels}}}",
-                t,
-                hist_sum[(outcome, ut)],
-            )
-            add(
-                "deletion_duration_seconds",
-                "histogram",
-                f"deletion_duration_seconds_count{{{labels}}}",
-                t,
-                running,
-            )
-        for seconds, n in s.complex_obs:
-            cx[bucket_index(seconds)] += n
-            cx_sum += seconds * n
-        running = 0
-        name = "deletion_large_cascade_duration_seconds"
-        for idx, c in enumerate(cx):
-            running += c
-            le = f"{BUCKETS[idx]}" if idx < len(BUCKETS) else "+Inf"
-            add(name, "histogram", f'{name}_bucket{{{audit},le="{le}"}}', t, running)
-        add(name, "histogram", f"{name}_sum{{{audit}}}", t, cx_sum)
-        add(name, "histogram", f"{name}_count{{{audit}}}", t, running)
-        if s is not first:
-            cum[f"h{s.hour}"] += s.total
-            cum[f"w{s.weekday}"] += s.total
-        for h in figures.HOURS:
-            add(
-                "deletion_requests_by_hour",
-                "counter",
-                f'deletion_requests_by_hour_total{{{audit},hour="{h}"}}',
-                t,
-                cum[f"h{h}"],
-            )
-        for d in figures.WEEKDAYS:
-            add(
-                "deletion_requests_by_weekday",
-                "counter",
-                f'deletion_requests_by_weekday_total{{{audit},weekday="{d}"}}',
-                t,
-                cum[f"w{d}"],
-            )
-        cum["forbidden"] += s.forbidden
-        add(
-            "deletion_forbidden_successes",
-            "counter",
-            f'deletion_forbidden_successes_total{{{audit},kind="self_deletion"}}',
-            t,
-            cum["forbidden"],
-        )
-        cum["audited"] += s.audited
-        cum["audit_failures"] += s.audit_failures
-        add(
-            "deletion_completeness_audited",
-            "counter",
-            f"deletion_completeness_audited_total{{{integ}}}",
-            t,
-            cum["audited"],
-        )
-        add(
-            "deletion_completeness_failures",
-            "counter",
-            f"deletion_completeness_failures_total{{{integ}}}",
-            t,
-            cum["audit_failures"],
-        )
-        g = s.gauges or make_step(START + STEP).gauges
-        viol = "deletion_integrity_violations"
-        add(
-            viol,
-            "gauge",
-            f'{viol}{{{integ},check="orphaned_sessions",category="foreign_key",'
-            f'severity="warning"}}',
-            t,
-            g["orphans"],
-        )
-        add(
-            viol,
-            "gauge",
-            f'{viol}{{{integ},check="audit_trail_gaps",category="audit_trail",severity="warning"}}',
-            t,
-            g["audit_gaps"],
-        )
-        add(
-            "deletion_integrity_check_up",
-            "gauge",
-            f'deletion_integrity_check_up{{{integ},check="orphaned_sessions"}}',
-            t,
-            1,
-        )
-        for metric, key in (
-            (cfg["appMemoryMetric"], "memory"),
-            (cfg["appMemoryLimitMetric"], "limit"),
-            (cfg["appPoolInUseMetric"], "pool_in_use"),
-            (cfg["appPoolMaxMetric"], "pool_max"),
-        ):
-            add(metric, "gauge", f"{metric}{{{app}}}", t, g[key])
-        service = cfg["serviceName"]
-        add(
-            "ALERTS",
-            "gauge",
-            f'ALERTS{{alertname="Watchdog",alertstate="firing",severity="info",'
-            f'service="{service}"}}',
-            t,
-            1,
-        )
-        if s.alert_firing:
-            add(
-                "ALERTS",
-                "gauge",
-                f'ALERTS{{alertname="DeletionErrorRateHigh",alertstate="firing",'
-                f'severity="warning",service="{service}"}}',
-                t,
-                1,
-            )
-    # A separate job whose exporter restarted half-way through the last day (counter reset).
-    reset_series = f'deletion_requests_total{{{RESET_JOB},user_type="CLIENT"}}'
-    for k in range(DAY // STEP + 1):
-        value = 2 * k if k <= RESET_AT_STEP else 2 * (k - RESET_AT_STEP)
-        add("deletion_requests", "counter", reset_series, END - DAY + k * STEP, value)
-    # Two jobs first scraped one day before END: one whose counter already held 1000
-    # deletions of history, one that started from 0. Each has its first timeout ever 12 h
-    # before END.
-    for job, history in ((LATE_JOB, LATE_HISTORY), (FRESH_JOB, 0)):
-        late_req = f'deletion_requests_total{{{job},user_type="CLIENT"}}'
-        late_fail = f'deletion_failures_total{{{job},user_type="CLIENT",error_type="timeout"}}'
-        for k in range(DAY // STEP + 1):
-            t = END - DAY + k * STEP
-            add("deletion_requests", "counter", late_req, t, history + 2 * k)
-            if t >= END - DAY // 2:
-                add("deletion_failures", "counter", late_fail, t, 1)
-    refused_req = f'deletion_requests_total{{{REFUSED_JOB},user_type="CLIENT"}}'
-    refused_fail = (
-        f'deletion_failures_total{{{REFUSED_JOB},user_type="CLIENT",error_type="authorization"}}'
-    )
-    for k in range(DAY // STEP + 1):
-        t = END - DAY + k * STEP
-        add("deletion_requests", "counter", refused_req, t, 10 * k)
-        add("deletion_failures", "counter", refused_fail, t, 3 * k)
-    lines = []
-    for family, (kind, series) in families.items():
-        lines.append(f"# TYPE {family} {kind}")
-        for name, points in series.items():
-            lines.extend(f"{name} {v!r} {t}" for t, v in points)
-    lines.append("# EOF")
-    return "\n".join(lines) + "\n"
-
 
 # --------------------------------------------------------------------------------------------
 # Fixtures
@@ -402,80 +71,12 @@ def cfg() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory, cfg: dict[str, Any]) -> Iterator[str]:
-    promtool = require_binary("promtool")
-    binary = require_binary("prometheus")
-    work = tmp_path_factory.mktemp("prom")
-    om = work / "data.om"
-    om.write_text(openmetrics(cfg))
-    data = work / "tsdb"
-    subprocess.run(
-        [
-            promtool,
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "-q",
-            "--max-block-duration=400h",
-            str(om),
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    om.unlink()
-    (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    port = free_port()
-    proc = ManagedProcess(
-        [
-            binary,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            # The data is at most 15 days old; retention must keep it (and the compliance
-            # report shows this running value).
-            "--storage.tsdb.retention.time=400d",
-        ],
-        work / "prometheus.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready", timeout=60)
+    with serve_backfill(tmp_path_factory.mktemp("prom"), cfg) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 def build(prom: str, cfg: dict[str, Any], kind: str, window: str, at: int) -> dict[str, Any]:
     return report.build_report(PrometheusClient(prom), cfg, kind, window, at)
-
-
-def totals(steps: list[Step]) -> tuple[int, int]:
-    return sum(s.total for s in steps), sum(sum(s.failures.values()) for s in steps)
-
-
-def errors(steps: list[Step], user_type: str | None = None) -> int:
-    """Failures that count as errors: refused unauthorised callers do not (config
-    errorRate.excludedErrorTypes)."""
-    return sum(
-        n
-        for s in steps
-        for (ut, et), n in s.failures.items()
-        if et != "authorization" and user_type in (None, ut)
-    )
-
-
-def all_obs(steps: list[Step], user_type: str | None = None) -> list[tuple[float, int]]:
-    return [
-        (sec, n)
-        for s in steps
-        for _, ut, sec, n in s.observations
-        if user_type is None or ut == user_type
-    ]
-
-
-def within(value: float | None, bounds: tuple[float, float]) -> bool:
-    return value is not None and bounds[0] <= value <= bounds[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,7 +200,15 @@ def test_recommendations_fire_exactly_when_conditions_hold(prom: str, cfg: dict[
         "monitoring_improvements",
     }
     for rule in recommendations.RULES:  # each rule's text is in its category, once
-        assert sum(rule.text(troubled, cfg) == t for t in recs[rule.category]) == 1
+        prefix = rule.text(troubled, cfg) + " (evidence: "
+        assert sum(t.startswith(prefix) for t in recs[rule.category]) == 1, rule.id
+    # Every one cites its evidence, and the evidence met its minimum: nothing was withheld.
+    assert troubled["recommendation_rules_withheld"] == []
+    assert "complex deletions 168 (minimum 20)" in " ".join(recs["performance_optimization"])
+    # The summary repeats the first three, each with the evidence behind it.
+    top = troubled["summary"]["top_recommendations"]
+    assert [r["rule"] for r in top] == every_rule[: report.TOP_RECOMMENDATIONS]
+    assert all(r["evidence"] and r["text"] for r in top)
     assert any("complex deletions" in t for t in recs["performance_optimization"])
     assert calm["data"] is True
     assert calm["recommendation_rules_fired"] == []
@@ -726,38 +335,149 @@ def report_text(prom: str, kind: str, fmt: str, at: int, window: str = "7d") -> 
     return out.getvalue()
 
 
-def test_formats_and_output_file(prom: str, tmp_path: Path) -> None:
+def test_formats_and_output_file(prom: str, tmp_path: Path, cfg: dict[str, Any]) -> None:
     out = tmp_path / "r" / "usage.html"
-    args = parse(
-        report,
-        [
-            "usage-patterns",
-            "--prometheus",
-            prom,
-            "--format",
-            "html",
-            "--output",
-            str(out),
-            "--at",
-            str(A_AT),
-        ],
+    argv = ["usage-patterns", "--prometheus", prom, "--format", "html", "--output", str(out)]
+    args = parse(report, [*argv, "--at", str(A_AT), "--mkdir"])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert report.run(args) == 0
+    # Written where asked, and it says so (one line naming the file).
+    assert err.getvalue().strip() == (
+        f"deletion-monitor report: wrote the usage-patterns report (html, "
+        f"{len(out.read_bytes())} bytes) to {out}"
     )
-    assert report.run(args) == 0
     page = out.read_text()
     assert page.count("<svg") == 3  # latency percentiles, by hour, failure mix
-    assert "Deletion latency percentiles" in page and "Failure mix" in page
-    assert "Optimization recommendations" in page
+    assert "Deletion time percentiles" in page and "Failure mix" in page
+    # A manager reads top-down: coverage, summary (with the recommendations), charts, details.
+    order = [page.index(x) for x in ("Covers ", "<h2>Summary</h2>", "<h2>Charts</h2>")]
+    order += [page.index("<h2>Details</h2>"), page.index("Optimization recommendations")]
+    assert order == sorted(order)
+    assert page.index("Recommendation 1") < page.index("<h2>Charts</h2>")
+    # The latency chart carries the config's p95 target as a line, and units on its axes.
+    p95 = cfg["latency"]["p95Target"]
+    assert re.search(rf'<line class="threshold" data-value="{p95:g}"', page)
+    assert "deletion time (s)</text>" in page and "time (UTC)</text>" in page
+    assert "deletions</text>" in page and "hour of day (UTC)" in page
     data = json.loads(report_text(prom, "usage-patterns", "json", A_AT))
     assert data["optimization_recommendations"]["failure_reduction"]
     assert "_plots" not in data
-    trends_page = report_text(prom, "trends", "html", A_AT)
-    assert trends_page.count("<svg") == 3 and "no failures in range" not in trends_page
+    assert list(data)[:8] == [
+        "report",
+        "range",
+        "start",
+        "end",
+        "prometheus",
+        "data",
+        "data_coverage",
+        "summary",
+    ]
+    trends_page = report_text(prom, "trends", "html", B_AT)
+    # Deletions, error rate and p95 per day, each with the previous week drawn over it.
+    assert trends_page.count("<svg") == 3 and trends_page.count('data-name="previous 1w"') == 3
+    assert trends_page.count('stroke-dasharray="5 3" points=') == 3
+    warning = cfg["errorRate"]["warning"] * 100
+    assert f'<line class="threshold" data-value="{warning:g}"' in trends_page
+    assert f'<line class="threshold" data-value="{p95:g}"' in trends_page
+    assert "error rate (%)</text>" in trends_page
     compliance_page = report_text(prom, "compliance", "html", B_AT, "14d")
     assert (
         compliance_page.count("<svg") == 1 and "Integrity violations by category" in compliance_page
     )
+    tolerance = cfg["integrity"]["orphanTolerance"]
+    assert f'<line class="threshold" data-value="{tolerance:g}"' in compliance_page
     md = report_text(prom, "health", "markdown", A_AT)
-    assert "## SLA targets" in md and "MISSED" in md
+    assert "### SLA targets" in md and "MISSED" in md
+    assert md.index("## Summary") < md.index("## Details") < md.index("### SLA targets")
+    assert "- **Status:** ATTENTION" in md and "p95 latency missed its target" in md
+
+
+def brief_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {**cfg, "auditExporterSelector": BRIEF_JOB}
+
+
+def test_six_minutes_of_data_are_not_a_week(prom: str, cfg: dict[str, Any]) -> None:
+    # Issue 17: 676 deletions in 6 minutes, every one 6.5 s. No per-day average, no peak hour
+    # against 23 empty hours, no recommendation without its evidence; the report says how
+    # little it stands on and why p95 is above every measured duration.
+    # Evaluated as a new user would: half a minute after the sixth minute, exporter still up.
+    at = BRIEF_START + 360 + 30
+    rep = build(prom, brief_cfg(cfg), "usage-patterns", "7d", at)
+    assert rep["totals"]["requests"] == BRIEF_TOTAL
+    cov = rep["data_coverage"]
+    assert cov["covered_seconds"] == 360 and cov["ratio"] == pytest.approx(360 / WEEK)
+    assert cov["first_sample"] == figures.iso_time(BRIEF_START)
+    assert "data for 6 min of 7 days (0.06 %)" in cov["text"]
+    assert rep["per_period"]["per_day"] is None and rep["per_period"]["per_month"] is None
+    assert "needs at least 1 day of data, have 6 min" in rep["per_period"]["basis"]
+    # Hours of day without data are n/a, not 0: there is no peak against them.
+    assert rep["by_hour"] == {h: BRIEF_TOTAL if h == BRIEF_HOUR else None for h in figures.HOURS}
+    assert rep["peak_hour"] is None and rep["peak_hour_factor"] is None
+    assert rep["hourly_pattern_days"] == 0
+    fired = rep["recommendation_rules_fired"]
+    assert "peak_hour_batching" not in fired and "peak_hour_alerting" not in fired
+    assert "capacity_growth" not in fired and rep["capacity_projection"]["days_used"] == 0
+    # Days without data are n/a; the one day with data has all 676.
+    assert [d["requests"] for d in rep["daily"]].count(None) == 6
+    assert BRIEF_TOTAL in [d["requests"] for d in rep["daily"]]
+    # The one rule with its evidence met: 676 deletions, p95 above the target.
+    assert fired == ["latency_above_target"]
+    [text] = rep["optimization_recommendations"]["performance_optimization"]
+    assert "evidence: deletions 676 (minimum 100); p95 interpolated within the 5–7.5 s" in text
+    lat = rep["latency"]
+    assert lat["average_seconds"] == pytest.approx(BRIEF_SECONDS)
+    assert lat["p95_seconds"] == pytest.approx(5 + 2.5 * 0.95)
+    assert lat["p95_bucket"] == {"lower": 5, "upper": 7.5, "in_bucket": 676, "observations": 676}
+    summary = rep["summary"]
+    assert summary["status"] == "insufficient data"
+    assert "covers only 0.06 % of the range" in summary["reasons"][0]
+    md = report_render.render(rep, "markdown")
+    assert md.index("Covers ") < md.index("## Summary") < md.index("## Details")
+    assert "| per day | n/a |" in md
+    assert "p95 7.38 s (interpolated within the 5–7.5 s histogram bucket; 676 of 676" in md
+    assert "all 676 deletions lie in the 5–7.5 s bucket" in md
+    assert "the exact average is 6.50 s" in md
+    # The latency chart of one measurement per series is dots and a note, not lines.
+    page = report.build_report(
+        PrometheusClient(prom), brief_cfg(cfg), "usage-patterns", "7d", at, with_plots=True
+    )
+    html_page = report_render.render(page, "html")
+    assert "Too little data for a line" in html_page
+    assert html_page.count('<circle class="point"') == 3  # p50, p95, p99: one each
+
+
+def test_watch_explains_an_interpolated_p95(
+    prom: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("ERROR_RATE_THRESHOLD", "RESPONSE_TIME_THRESHOLD", "CHECK_INTERVAL"):
+        monkeypatch.delenv(var, raising=False)
+    override = tmp_path / "brief.libsonnet"
+    override.write_text(
+        f"(import {json.dumps(str(CONFIG_PATH))}) + "
+        f"{{ _config+:: {{ auditExporterSelector: {json.dumps(BRIEF_JOB)} }} }}\n"
+    )
+    monkeypatch.setenv("DELETION_MONITOR_CONFIG", str(override))
+    at = BRIEF_START + 360 + 30
+    _, [snap] = run_watch(["--once", "--prometheus", prom, "--at", str(at)])
+    assert snap["deletions_1h"] == BRIEF_TOTAL
+    assert snap["average_seconds"] == pytest.approx(BRIEF_SECONDS)
+    assert snap["p95_seconds"] == pytest.approx(7.375)
+    assert snap["p95_bucket"] == [5, 7.5, 676, 676]
+    tty = _Tty()
+    watch.run(parse(watch, ["--once", "--prometheus", prom, "--at", str(at)]), out=tty)
+    text = tty.getvalue()
+    assert "p95 7375 ms: interpolated within the 5–7.5 s histogram bucket (676 of 676" in text
+    assert "the exact average is 6500 ms" in text
+
+
+def test_trends_compare_only_ranges_with_enough_data(prom: str, cfg: dict[str, Any]) -> None:
+    # The late job's previous 18 h hold 6 h of data: no change is computed against them.
+    rep = build(prom, {**cfg, "auditExporterSelector": LATE_JOB}, "trends", "18h", B_AT)
+    assert rep["previous"] is not None
+    assert rep["previous_coverage"]["covered_seconds"] == pytest.approx(6 * 3600, abs=STEP)
+    assert rep["change"]["requests"] is None and rep["change"]["error_rate"] is None
+    assert rep["change"]["basis"].startswith("n/a: each range needs 50 % of it covered")
 
 
 def test_bad_query_is_a_clear_error(prom: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from deletion_monitor.common.config import ConfigError
@@ -54,6 +55,25 @@ LIMITS = {
     "capacity_growth_factor": 1.5,
     # Days of data the capacity projection needs before it is shown.
     "min_days_for_projection": 3,
+    # --- Minimum evidence (issue 17): below these a figure is n/a and a rule stays silent. ---
+    # Averages per day, week and month need the data to cover at least this many days.
+    "min_covered_days_for_averages": 1,
+    # A 24 h window enters a fit (capacity projection, trend per day) only this well covered.
+    "min_day_coverage": 0.9,
+    # Hour-of-day comparisons (the peak-hour rules) need every hour of the day covered this
+    # many times (3: three whole days of data).
+    "min_days_for_hourly_pattern": 3,
+    # Failure-class shares need this many failures behind them.
+    "min_failures_for_shares": 10,
+    # Range-wide error rates and latency statistics need this many deletions behind them.
+    "min_requests_for_rates": 100,
+    # The complex-deletion p95 needs this many complex deletions behind it.
+    "min_complex_deletions": 20,
+    # A comparison with the previous range needs both ranges covered to this share.
+    "min_coverage_for_comparison": 0.5,
+    # Below this share of the range covered, a report with nothing wrong says "insufficient
+    # data" instead of "ok".
+    "min_coverage_for_status": 0.5,
 }
 
 
@@ -149,6 +169,146 @@ def iso_time(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def human_duration(seconds: float) -> str:
+    """A covered time as a sentence says it: 40 s, 6 min, 3.5 h, 7 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}".rstrip("0").rstrip(".") + " h"
+    return f"{seconds / 86400:.1f}".rstrip("0").rstrip(".") + " days"
+
+
+def _minute(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a range the exporter's samples cover.
+
+    A count is the difference of a counter between two samples, so the time it stands on is the
+    span from the sample it starts from (the one at the start of the range, or the exporter's
+    first sample inside it) to the last sample: `first` .. `last`. A scrape gap inside that span
+    loses nothing (a counter keeps counting while nobody scrapes it), so the span is the
+    coverage. `first` may lie up to one scrape interval before `start`: the sample the range's
+    counts start from; the covered time is capped at the range.
+    """
+
+    start: float
+    end: float
+    first: float | None
+    last: float | None
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def covered_seconds(self) -> float:
+        if self.first is None or self.last is None or self.last <= self.first:
+            return 0.0
+        return min(self.seconds, self.last - self.first)
+
+    @property
+    def ratio(self) -> float:
+        return min(1.0, self.covered_seconds / self.seconds) if self.seconds > 0 else 0.0
+
+    def within(self, t0: float, t1: float) -> float:
+        """Covered seconds inside (t0, t1]."""
+        if not self.covered_seconds or self.first is None or self.last is None:
+            return 0.0
+        return min(t1 - t0, _overlap(self.first, self.last, t0, t1))
+
+    def hour_of_day_seconds(self) -> dict[str, float]:
+        """Covered seconds of each UTC hour of day (00..23) over the span."""
+        out = dict.fromkeys(HOURS, 0.0)
+        if not self.covered_seconds or self.first is None or self.last is None:
+            return out
+        t = math.floor(self.first / 3600) * 3600
+        while t < self.last:
+            out[f"{int(t // 3600) % 24:02d}"] += _overlap(self.first, self.last, t, t + 3600)
+            t += 3600
+        return out
+
+    def text(self) -> str:
+        """The report's opening line: the range and how much of it the data covers."""
+        head = f"covers {_minute(self.start)} – {_minute(self.end)} UTC; "
+        if not self.covered_seconds:
+            return head + "no data in this range"
+        cover = (
+            f"data for {human_duration(self.covered_seconds)} of {human_duration(self.seconds)}"
+            f" ({self.ratio * 100:.2f} %)"
+        )
+        if self.first is not None and self.last is not None:
+            lo, hi = max(self.first, self.start), self.last
+            if lo > self.start + 600 or hi < self.end - 600:
+                cover += f", from {_minute(lo)} to {_minute(hi)}"
+        return head + cover
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": iso_time(self.start),
+            "end": iso_time(self.end),
+            "first_sample": None if self.first is None else iso_time(self.first),
+            "last_sample": None if self.last is None else iso_time(self.last),
+            "range_seconds": self.seconds,
+            "covered_seconds": self.covered_seconds,
+            "ratio": self.ratio,
+            "text": self.text(),
+        }
+
+
+def quantile_bucket(cumulative: dict[float, float], q: float) -> dict[str, Any] | None:
+    """The histogram bucket a quantile lies in, from cumulative bucket counts {le: count}.
+
+    histogram_quantile() finds the bucket holding rank q x total and interpolates linearly
+    inside it, so all a p95 really says is "between these two bucket bounds": 20 deletions of
+    exactly 6.5 s give p95 = 7.375 s because 7.375 is 95 % of the way through the 5-7.5 s
+    bucket. Returns the bounds (upper +Inf for the overflow bucket, where Prometheus answers
+    the highest finite bound), the observations in that bucket and the total; None without
+    observations.
+    """
+    bounds = sorted(cumulative)
+    if not bounds or not cumulative[bounds[-1]]:
+        return None
+    total = cumulative[bounds[-1]]
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le in bounds:
+        count = cumulative[le]
+        if count >= rank and count > prev_count:
+            return {
+                "lower": prev_le,
+                "upper": le,
+                "in_bucket": round(count - prev_count),
+                "observations": round(total),
+            }
+        prev_le, prev_count = le, count
+    return None
+
+
+def quantile_text(value: float | None, bucket: dict[str, Any] | None, name: str) -> str:
+    """`p95 7.38 s (interpolated within the 5–7.5 s bucket, 20 of 20 deletions in it)`."""
+    if value is None or bucket is None:
+        return f"{name} n/a"
+    lo, hi = bucket["lower"], bucket["upper"]
+    if math.isinf(hi):
+        return (
+            f"{name} above {lo:g} s (beyond the highest histogram bucket bound: at least "
+            f"{lo:g} s, {bucket['in_bucket']} of {bucket['observations']} deletions there)"
+        )
+    return (
+        f"{name} {value:.2f} s (interpolated within the {lo:g}–{hi:g} s histogram bucket; "
+        f"{bucket['in_bucket']} of {bucket['observations']} deletions lie in it)"
+    )
+
+
 class Source:
     """The queries of one report: a client, the config, and the evaluation time."""
 
@@ -170,6 +330,7 @@ class Source:
         self.reset_metrics: set[str] = set()
         # True once a queried range starts before the exporter was first scraped.
         self.partial = False
+        self._buckets: dict[str, dict[float, float]] = {}
 
     def _check(self, expr: str, when: float) -> bool:
         """True when the (filtering) expression returns anything at `when`; cached."""
@@ -323,6 +484,44 @@ class Source:
             f"histogram_quantile({q}, sum by (le) ({self.inc(buckets, window, at)}))", at
         )
 
+    def buckets(
+        self, metric: str, sel: str, window: str, at: float | None = None
+    ) -> dict[float, float]:
+        """Cumulative bucket counts {le: count} of a histogram over the window (exact)."""
+        key = f"buckets|{at}|{metric}|{sel}|{window}"
+        if key not in self._buckets:
+            series = selector(f"{metric}_bucket", sel)
+            raw = self.by(f"sum by (le) ({self.inc(series, window, at)})", "le", at)
+            self._buckets[key] = {float(le): v for le, v in raw.items()}
+        return self._buckets[key]
+
+    def quantile_bucket(
+        self, q: float, metric: str, sel: str, window: str, at: float | None = None
+    ) -> dict[str, Any] | None:
+        """The bucket bounds quantile q lies between (see quantile_bucket())."""
+        return quantile_bucket(self.buckets(metric, sel, window, at), q)
+
+    def last_sample(self, probe: str, span: str, when: float) -> float | None:
+        """Time of the probe's last sample at or before `when` inside the span."""
+        recent = self.value(f"max(timestamp({probe}))", when)
+        if recent is not None:
+            return recent
+        return self.value(f"max(max_over_time(timestamp({probe})[{span}:1m]))", when)
+
+    def coverage(self, window: str, at: float | None = None, probe: str | None = None) -> Coverage:
+        """How much of the range ending at `at` the probe's samples cover (see Coverage)."""
+        when = self.at if at is None else at
+        seconds = parse_duration(window)
+        start = when - seconds
+        probe = probe or self.req()
+        # The sample the range's counts start from when the exporter was scraped at its start
+        # (what `x offset <range>` picks), else the exporter's first sample inside the range.
+        first = self.value(f"min(timestamp({probe} @ {start:.3f}))", when)
+        if first is None:
+            first = self._first_scrape(probe, window, when)
+        last = self.last_sample(probe, window, when) if first is not None else None
+        return Coverage(start, when, first, last)
+
     def quantile_by(self, q: float, metric: str, label: str, window: str) -> dict[str, float]:
         buckets = selector(f"{metric}_bucket", self.audit)
         return self.by(
@@ -341,12 +540,15 @@ class Source:
         expr = f"max(count_over_time({series}[{window}])) >= 2"
         return bool(self.client.query(expr, self.at if at is None else at))
 
-    def daily(self, expr_for_1d: str, days: int) -> list[tuple[float, float | None]]:
+    def daily(
+        self, expr_for_1d: str, days: int, at: float | None = None
+    ) -> list[tuple[float, float | None]]:
         """Evaluate a 1-day expression at each day end (at - (days-1)d ... at)."""
         if days < 1:
             return []
-        start = self.at - (days - 1) * 86400
-        series = self.client.query_range(expr_for_1d, start, self.at, 86400)
+        end = self.at if at is None else at
+        start = end - (days - 1) * 86400
+        series = self.client.query_range(expr_for_1d, start, end, 86400)
         points = {round(t): _num(v) for t, v in series[0].points} if series else {}
         return [(start + i * 86400, points.get(round(start + i * 86400))) for i in range(days)]
 
@@ -355,14 +557,16 @@ class Source:
 # Figures
 
 
-def _latency(src: Source, window: str, at: float | None = None) -> dict[str, float | None]:
+def _latency(src: Source, window: str, at: float | None = None) -> dict[str, Any]:
+    """Average (exact: sum / count) and p50/p95/p99 (interpolated within histogram buckets),
+    each percentile with the bucket it lies in (`p95_bucket`: lower, upper, in_bucket,
+    observations) so the report can say what the histogram actually knows."""
     m = "deletion_duration_seconds"
-    return {
-        "average_seconds": src.average(m, window, at),
-        "p50_seconds": src.quantile(0.5, m, src.audit, window, at),
-        "p95_seconds": src.quantile(0.95, m, src.audit, window, at),
-        "p99_seconds": src.quantile(0.99, m, src.audit, window, at),
-    }
+    out: dict[str, Any] = {"average_seconds": src.average(m, window, at)}
+    for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        out[f"{name}_seconds"] = src.quantile(q, m, src.audit, window, at)
+        out[f"{name}_bucket"] = src.quantile_bucket(q, m, src.audit, window, at)
+    return out
 
 
 def _volume(src: Source, window: str, at: float | None = None) -> dict[str, Any]:
@@ -406,40 +610,106 @@ def _failure_classes(src: Source, window: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["failures"], r["error_type"]))
 
 
-def _linear_fit(ys: list[float]) -> tuple[float, float] | None:
-    """Least-squares (intercept, slope) of ys against 0..n-1; None under two points."""
+def _linear_fit(ys: list[float], xs: list[float] | None = None) -> tuple[float, float] | None:
+    """Least-squares (intercept, slope) of ys against xs (default 0..n-1); None under two
+    points. Days left out of a fit (too little data) keep their place on the x axis."""
     n = len(ys)
-    if n < 2:
+    xs = list(range(n)) if xs is None else xs
+    if n < 2 or len(set(xs)) < 2:
         return None
-    mean_x = (n - 1) / 2
+    mean_x = sum(xs) / n
     mean_y = sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in range(n))
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(ys)) / sxx
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
     return mean_y - slope * mean_x, slope
+
+
+def _daily_rows(
+    src: Source, cov: Coverage, expr_for_1d: str, days: int, at: float | None = None
+) -> list[dict[str, Any]]:
+    """Deletions per 24 h window, each with the hours of it the data covers; a window with no
+    covered time is n/a (None), not 0."""
+    rows = []
+    for t, v in src.daily(expr_for_1d, days, at):
+        covered = cov.within(t - 86400, t)
+        rows.append(
+            {
+                "day_end": iso_time(t),
+                "requests": _count(v) if covered > 0 else None,
+                "covered_hours": covered / 3600,
+            }
+        )
+    return rows
+
+
+def _fit_days(daily: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """(x positions, counts) of the days covered well enough to enter a fit."""
+    xs, ys = [], []
+    for i, d in enumerate(daily):
+        if d["requests"] is not None and d["covered_hours"] >= 24 * LIMITS["min_day_coverage"]:
+            xs.append(float(i))
+            ys.append(float(d["requests"]))
+    return xs, ys
+
+
+def per_period(total: int, cov: Coverage) -> dict[str, Any]:
+    """Average deletions per day / week / month over the covered days, or n/a below
+    min_covered_days_for_averages (676 deletions in 6 minutes are not 96.57 a day)."""
+    covered_days = cov.covered_seconds / 86400
+    need = LIMITS["min_covered_days_for_averages"]
+    out: dict[str, Any] = {"covered_days": covered_days}
+    if covered_days >= need and covered_days > 0:
+        per_day = total / covered_days
+        out.update(per_day=per_day, per_week=per_day * 7, per_month=per_day * 30)
+        out["basis"] = f"{total} deletions over {human_duration(cov.covered_seconds)} of data"
+    else:
+        out.update(per_day=None, per_week=None, per_month=None)
+        out["basis"] = (
+            f"n/a: needs at least {need:g} day of data, have {human_duration(cov.covered_seconds)}"
+        )
+    return out
 
 
 def usage_patterns(src: Source, window: str) -> dict[str, Any]:
     """Figures of the weekly usage-pattern analysis."""
     seconds = parse_duration(window)
-    days_in_range = seconds / 86400
     volume = _volume(src, window)
     if volume["requests"] is None:
         return {"data": False}
+    cov = src.coverage(window)
     total = volume["requests"]
     by_hour_raw = src.total_by(
         selector("deletion_requests_by_hour_total", src.audit), window, "hour"
     )
-    by_hour = {h: _count(by_hour_raw.get(h)) or 0 for h in HOURS}
+    hour_cov = cov.hour_of_day_seconds()
+    # An hour of day the data never covered is n/a, not 0 deletions: counting it as 0 is what
+    # made 6 minutes of data look like a peak hour 24 times the mean.
+    by_hour: dict[str, int | None] = {}
+    for h in HOURS:
+        n = _count(by_hour_raw.get(h)) or 0
+        by_hour[h] = n if (n or hour_cov[h] > 0) else None
+    # Mean deletions per covered hour of each hour of day (needs a whole hour covered).
+    hourly_rates = {
+        h: (by_hour[h] or 0) / (hour_cov[h] / 3600) if hour_cov[h] >= 3600 else None for h in HOURS
+    }
+    covered_hours = cov.covered_seconds / 3600
+    hour_total = sum(v or 0 for v in by_hour.values())
+    mean_hour = hour_total / covered_hours if covered_hours >= 1 else None
+    rated = [h for h in HOURS if hourly_rates[h] is not None]
+    peak_hour = (
+        max(rated, key=lambda h: (hourly_rates[h] or 0.0, -int(h)))
+        if rated and hour_total
+        else None
+    )
+    peak_rate = hourly_rates[peak_hour] if peak_hour else None
     by_wd_raw = src.total_by(
         selector("deletion_requests_by_weekday_total", src.audit), window, "weekday"
     )
     by_weekday = {d: _count(by_wd_raw.get(d)) or 0 for d in WEEKDAYS}
-    hour_total = sum(by_hour.values())
-    mean_hour = hour_total / 24 if hour_total else None
-    peak_hour = max(HOURS, key=lambda h: (by_hour[h], -int(h))) if hour_total else None
     peak_day = (
         max(WEEKDAYS, key=lambda d: (by_weekday[d], -WEEKDAYS.index(d)))
         if sum(by_weekday.values())
+        and cov.covered_seconds >= 7 * 86400 * LIMITS["min_day_coverage"]
         else None
     )
 
@@ -472,19 +742,19 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
     complex_count = _count(
         src.total(selector("deletion_large_cascade_duration_seconds_count", complex_sel), window)
     )
-    complex_p95 = src.quantile(0.95, "deletion_large_cascade_duration_seconds", complex_sel, window)
+    cx = "deletion_large_cascade_duration_seconds"
+    complex_p95 = src.quantile(0.95, cx, complex_sel, window)
 
-    days = int(days_in_range)
+    days = int(seconds // 86400)
     daily_expr = f"sum({src.inc(src.req(), '1d', span=window)})"
-    daily = [
-        {"day_end": iso_time(t), "requests": _count(v)} for t, v in src.daily(daily_expr, days)
-    ]
-    counts = [d["requests"] for d in daily if d["requests"] is not None]
+    daily = _daily_rows(src, cov, daily_expr, days)
+    xs, counts = _fit_days(daily)
+    need_days = LIMITS["min_days_for_projection"]
     projection: dict[str, Any] = {"days_used": len(counts)}
-    fit = _linear_fit([float(c) for c in counts])
-    if fit and len(counts) >= LIMITS["min_days_for_projection"]:
+    fit = _linear_fit(counts, xs)
+    if fit and len(counts) >= need_days:
         intercept, slope = fit
-        current = intercept + slope * (len(counts) - 1)
+        current = intercept + slope * (days - 1)
         ahead = max(0.0, current + slope * 30)
         projection.update(
             {
@@ -492,27 +762,31 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
                 "fitted_daily_now": current,
                 "projected_daily_in_30d": ahead,
                 "growth_factor_30d": _ratio(ahead, current) if current > 0 else None,
-                "peak_hour_per_day": (by_hour[peak_hour] / days_in_range) if peak_hour else None,
+                "peak_hour_per_day": peak_rate,
             }
         )
     else:
         projection["note"] = (
-            f"needs at least {LIMITS['min_days_for_projection']} whole days of data"
+            f"needs at least {need_days} whole days of data "
+            f"(days {LIMITS['min_day_coverage'] * 100:g} % covered), have {len(counts)}"
         )
 
     return {
         "data": True,
+        "data_coverage": cov.to_json(),
         "totals": volume,
-        "per_period": {
-            "per_day": total / days_in_range,
-            "per_week": total / days_in_range * 7,
-            "per_month": total / days_in_range * 30,
-        },
+        "per_period": per_period(total, cov),
         "daily": daily,
         "by_hour": by_hour,
+        "hourly_rates": hourly_rates,
+        "hour_of_day_covered_hours": {h: v / 3600 for h, v in hour_cov.items()},
+        # How many times the least covered hour of day is covered: the peak-hour rules' evidence.
+        "hourly_pattern_days": min(hour_cov.values()) / 3600,
         "peak_hour": peak_hour,
         "peak_hour_requests": by_hour[peak_hour] if peak_hour else None,
+        "peak_hour_rate": peak_rate,
         "mean_hourly_requests": mean_hour,
+        "peak_hour_factor": _ratio(peak_rate, mean_hour),
         "by_weekday": by_weekday,
         "peak_weekday": peak_day,
         "user_types": user_types,
@@ -521,7 +795,11 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
         "slowest_user_types": [
             {"user_type": r["user_type"], "p95_seconds": r["p95_seconds"]} for r in slowest
         ],
-        "complex_deletions": {"count": complex_count, "p95_seconds": complex_p95},
+        "complex_deletions": {
+            "count": complex_count,
+            "p95_seconds": complex_p95,
+            "p95_bucket": src.quantile_bucket(0.95, cx, complex_sel, window),
+        },
         "capacity_projection": projection,
     }
 
@@ -597,6 +875,7 @@ def health(src: Source, window: str) -> dict[str, Any]:
     ]
     return {
         "data": True,
+        "data_coverage": src.coverage(window).to_json(),
         "totals": volume,
         "latency": latency,
         "failure_classes": _failure_classes(src, window),
@@ -610,71 +889,123 @@ def health(src: Source, window: str) -> dict[str, Any]:
     }
 
 
-def trends(src: Source, window: str) -> dict[str, Any]:
-    """Figures of the weekly trend report: per-day series and the change against the last range."""
-    seconds = parse_duration(window)
-    current = _volume(src, window)
-    if current["requests"] is None:
-        return {"data": False}
-    prev_at = src.at - seconds
-    previous = _volume(src, window, prev_at)
-    cur_lat = _latency(src, window)
-    prev_lat = _latency(src, window, prev_at) if previous["requests"] is not None else {}
-    days = int(seconds // 86400)
+def _trend_columns(
+    src: Source, window: str, days: int, at: float | None = None
+) -> dict[str, list[tuple[float, float | None]]]:
+    """The per-day columns of the trend report for the range ending at `at`."""
     one_day = {
-        "requests": f"sum({src.inc(src.req(), '1d', span=window)})",
-        "failures": f"sum({src.inc(src.fail(), '1d', span=window)})",
+        "requests": f"sum({src.inc(src.req(), '1d', at, span=window)})",
+        "failures": f"sum({src.inc(src.fail(), '1d', at, span=window)})",
         # Counted failures only (the error rate); the same series when nothing is excluded.
-        "errors": f"sum({src.inc(src.errors(), '1d', span=window)})",
+        "errors": f"sum({src.inc(src.errors(), '1d', at, span=window)})",
         "p95_seconds": "histogram_quantile(0.95, sum by (le) ("
-        + src.inc(selector("deletion_duration_seconds_bucket", src.audit), "1d", span=window)
+        + src.inc(selector("deletion_duration_seconds_bucket", src.audit), "1d", at, span=window)
         + "))",
         "average_seconds": "sum("
-        + src.inc(selector("deletion_duration_seconds_sum", src.audit), "1d", span=window)
+        + src.inc(selector("deletion_duration_seconds_sum", src.audit), "1d", at, span=window)
         + ") / sum("
-        + src.inc(selector("deletion_duration_seconds_count", src.audit), "1d", span=window)
+        + src.inc(selector("deletion_duration_seconds_count", src.audit), "1d", at, span=window)
         + ")",
     }
     if not src.excludes:
         del one_day["errors"]
-    columns = {k: src.daily(expr, days) for k, expr in one_day.items()}
+    columns = {k: src.daily(expr, days, at) for k, expr in one_day.items()}
     columns.setdefault("errors", columns["failures"])
+    return columns
+
+
+def _trend_daily(
+    columns: dict[str, list[tuple[float, float | None]]], cov: Coverage, days: int
+) -> list[dict[str, Any]]:
     daily = []
     for i in range(days):
         t = columns["requests"][i][0]
-        req = _count(columns["requests"][i][1])
+        covered = cov.within(t - 86400, t)
+        req = _count(columns["requests"][i][1]) if covered > 0 else None
         fails = _count(columns["failures"][i][1])
         errs = _count(columns["errors"][i][1])
         daily.append(
             {
                 "day_end": iso_time(t),
+                "covered_hours": covered / 3600,
                 "requests": req,
                 "failures": fails if req is not None else None,
                 "errors": errs if req is not None else None,
                 "error_rate": _ratio(errs or 0, req) if req is not None else None,
-                "p95_seconds": columns["p95_seconds"][i][1],
-                "average_seconds": columns["average_seconds"][i][1],
+                "p95_seconds": columns["p95_seconds"][i][1] if req is not None else None,
+                "average_seconds": columns["average_seconds"][i][1] if req is not None else None,
             }
         )
+    return daily
+
+
+def trends(src: Source, window: str) -> dict[str, Any]:
+    """Figures of the weekly trend report: per-day series and the change against the last range.
+
+    The change is computed only when both ranges are covered to min_coverage_for_comparison,
+    and the volume change compares deletions per covered day, so a range the exporter saw for
+    half of it is not "-50 %".
+    """
+    seconds = parse_duration(window)
+    current = _volume(src, window)
+    if current["requests"] is None:
+        return {"data": False}
+    prev_at = src.at - seconds
+    cov = src.coverage(window)
+    previous = _volume(src, window, prev_at)
+    prev_cov = src.coverage(window, prev_at) if previous["requests"] is not None else None
+    cur_lat = _latency(src, window)
+    prev_lat = _latency(src, window, prev_at) if previous["requests"] is not None else {}
+    days = int(seconds // 86400)
+    daily = _trend_daily(_trend_columns(src, window, days), cov, days)
+    previous_daily = (
+        _trend_daily(_trend_columns(src, window, days, prev_at), prev_cov, days)
+        if prev_cov is not None
+        else []
+    )
+    need = LIMITS["min_coverage_for_comparison"]
+    comparable = prev_cov is not None and min(cov.ratio, prev_cov.ratio) >= need
 
     def change(now: float | None, before: float | None) -> float | None:
-        if now is None or before is None or before == 0:
+        if not comparable or now is None or before is None or before == 0:
             return None
         return (now - before) / before
 
-    fit = _linear_fit([float(d["requests"]) for d in daily if d["requests"] is not None])
+    def per_day(n: int | None, c: Coverage | None) -> float | None:
+        if n is None or c is None or not c.covered_seconds:
+            return None
+        return n / (c.covered_seconds / 86400)
+
+    if comparable:
+        basis = "both ranges covered; deletions compared per covered day"
+    elif prev_cov is None:
+        basis = "no data in the previous range"
+    else:
+        basis = (
+            f"n/a: each range needs {need * 100:g} % of it covered (this range "
+            f"{cov.ratio * 100:.0f} %, previous {prev_cov.ratio * 100:.0f} %)"
+        )
+    xs, counts = _fit_days(daily)
+    fit = _linear_fit(counts, xs) if len(counts) >= LIMITS["min_days_for_projection"] else None
     return {
         "data": True,
+        "data_coverage": cov.to_json(),
+        "previous_coverage": prev_cov.to_json() if prev_cov else None,
         "current": {**current, **cur_lat},
         "previous": ({**previous, **prev_lat} if previous["requests"] is not None else None),
         "change": {
-            "requests": change(current["requests"], previous["requests"]),
+            "requests": change(
+                per_day(current["requests"], cov), per_day(previous["requests"], prev_cov)
+            ),
             "error_rate": change(current["error_rate"], previous["error_rate"]),
             "p95_seconds": change(cur_lat["p95_seconds"], prev_lat.get("p95_seconds")),
             "average_seconds": change(cur_lat["average_seconds"], prev_lat.get("average_seconds")),
+            "basis": basis,
         },
         "daily": daily,
+        "previous_daily": previous_daily,
         "requests_trend_per_day": fit[1] if fit else None,
+        "trend_days_used": len(counts),
     }
 
 
@@ -714,8 +1045,10 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
     checks_failing = sorted(
         src.by(f"{selector('deletion_integrity_check_up', src.integrity)} == 0", "check")
     )
+    cov = src.coverage(window, probe=audited_s)
     return {
         "data": True,
+        "data_coverage": cov.to_json(),
         "completeness_audit": {
             "audited": audited,
             "failures": failed,
@@ -757,13 +1090,197 @@ def _retention(src: Source) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# The summary every report opens with (issue 17: a manager reads top-down)
+
+
+def slo_period(cfg: dict[str, Any]) -> str:
+    """config slo.period, divided by the demo's timeCompression like the dashboards' budget."""
+    seconds = parse_duration(cfg["slo"]["period"]) / float(cfg.get("timeCompression", 1))
+    return format_duration(max(1, round(seconds)))
+
+
+def summary(src: Source, kind: str, window: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """Status, coverage, SLO, error budget left, incidents and what needs attention.
+
+    The numbers are the ones the executive dashboard shows for the same range (success rate,
+    error budget over the SLO period, alerts fired by severity, deletions, orphaned records,
+    forbidden deletions): tests/integration/test_report_dashboard.py compares them.
+    """
+    cfg = src.cfg
+    if not figures.get("data"):
+        return {"status": "no data", "reasons": [], "coverage": None, "top_recommendations": []}
+    cov = figures["data_coverage"]
+    volume = figures.get("totals") or figures.get("current") or _volume(src, window)
+    target = cfg["slo"]["target"]
+    rate = volume.get("success_rate")
+    period = slo_period(cfg)
+    budget_partial = src.partial
+    if parse_duration(period) == parse_duration(window):
+        budget_vol = volume
+    else:
+        # The budget's own period: its coverage flag is its own, not the report range's.
+        flags = (src.partial, set(src.reset_metrics))
+        src.partial = False
+        budget_vol = _volume(src, period)
+        budget_partial = src.partial
+        src.partial, src.reset_metrics = flags
+    budget = 1 - target
+    remaining = (
+        1 - budget_vol["error_rate"] / budget if budget_vol.get("error_rate") is not None else None
+    )
+    alerts = figures.get("alerts_fired")
+    if alerts is None:
+        alerts = _alerts_fired(src, window)
+    by_sev: dict[str, int] = {}
+    for a in alerts:
+        by_sev[a["severity"]] = by_sev.get(a["severity"], 0) + 1
+    reasons: list[str] = []
+    if rate is not None and rate < target:
+        reasons.append(
+            f"success rate {rate * 100:.2f} % is below the SLO target {target * 100:g} % "
+            f"(over {volume['requests']} deletions)"
+        )
+    if remaining is not None and remaining < 0:
+        reasons.append(f"the {period} error budget is exhausted ({remaining * 100:.0f} % left)")
+    if by_sev.get("critical"):
+        names = ", ".join(a["alertname"] for a in alerts if a["severity"] == "critical")
+        reasons.append(f"critical alerts fired: {names}")
+    if kind == "health":
+        for t in figures["targets"]:
+            if t["met"] is False:
+                reasons.append(f"{t['target']} missed its target ({t['goal']})")
+    if kind == "compliance":
+        orp = figures["orphaned_records"]
+        if (orp["peak"] or 0) > orp["tolerance"]:
+            reasons.append(
+                f"orphaned records peaked at {orp['peak']:g} (tolerance {orp['tolerance']:g})"
+            )
+        forbidden = sum(figures["forbidden_successes"].values())
+        if forbidden:
+            reasons.append(f"{forbidden} forbidden deletions succeeded")
+        if figures["completeness_audit"]["failures"]:
+            reasons.append(
+                f"{figures['completeness_audit']['failures']} completeness audits failed"
+            )
+        if figures["integrity_checks_failing_now"]:
+            reasons.append(
+                "integrity checks failing now: "
+                + ", ".join(figures["integrity_checks_failing_now"])
+            )
+    if reasons:
+        status = "attention"
+    elif cov["ratio"] < LIMITS["min_coverage_for_status"]:
+        status = "insufficient data"
+        reasons.append(
+            f"nothing wrong seen, but the data covers only {cov['ratio'] * 100:.2f} % of the "
+            f"range (needs {LIMITS['min_coverage_for_status'] * 100:g} % for an ok)"
+        )
+    else:
+        status = "ok"
+    out: dict[str, Any] = {
+        "status": status,
+        "reasons": reasons,
+        "coverage": cov["text"],
+        "deletions": volume.get("requests"),
+        "slo": {
+            "target": target,
+            "success_rate": rate,
+            "met": None if rate is None else rate >= target,
+            "requests": volume.get("requests"),
+            "errors": volume.get("errors"),
+        },
+        "error_budget": {
+            "period": period,
+            "remaining": remaining,
+            "requests": budget_vol.get("requests"),
+            "errors": budget_vol.get("errors"),
+            # partial: monitoring began inside the SLO period (counts since its first sample).
+            "coverage": "partial" if budget_partial else "full",
+        },
+        "incidents": {
+            "alerts_fired": len(alerts),
+            "by_severity": dict(sorted(by_sev.items())),
+            "alerts": alerts,
+        },
+        "top_recommendations": [],
+    }
+    if kind == "compliance":
+        out["orphaned_records_now"] = figures["orphaned_records"]["now"]
+        out["forbidden_successes"] = sum(figures["forbidden_successes"].values())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Plots (data for render.py's SVG charts, HTML only)
 
 
+def _unix(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _threshold(value: float, label: str) -> dict[str, Any]:
+    return {"value": float(value), "label": label}
+
+
+def _trend_plots(cfg: dict[str, Any], window: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-day charts of the trend report, the previous range drawn over this one (shifted by
+    the range, dashed) so a week reads against the week before."""
+    shift = parse_duration(window)
+    lat = cfg["latency"]
+    charts = (
+        ("requests", "Deletions per day, this range against the previous one", "deletions", "", 1),
+        ("error_rate", "Error rate per day", "error rate", "%", 100),
+        ("p95_seconds", "p95 deletion time per day", "p95 deletion time", "s", 1),
+    )
+    thresholds = {
+        "requests": [],
+        "error_rate": [
+            _threshold(cfg["errorRate"]["warning"] * 100, "error-rate warning (errorRate.warning)")
+        ],
+        "p95_seconds": [_threshold(lat["p95Target"], "p95 target (latency.p95Target)")],
+    }
+    out = []
+    for key, title, label, unit, scale in charts:
+
+        def points(
+            rows: list[dict[str, Any]], offset: float, k: str = key, m: int = scale
+        ) -> list[tuple[float, float]]:
+            return [(_unix(d["day_end"]) + offset, d[k] * m) for d in rows if d.get(k) is not None]
+
+        series: list[dict[str, Any]] = [
+            {"name": f"this {window}", "points": points(figures["daily"], 0)}
+        ]
+        if figures.get("previous_daily"):
+            series.append(
+                {
+                    "name": f"previous {window}",
+                    "points": points(figures["previous_daily"], shift),
+                    "dashed": True,
+                }
+            )
+        out.append(
+            {
+                "type": "line",
+                "title": title,
+                "series": series,
+                "y_label": label,
+                "y_unit": unit,
+                "x_label": "24 h ending (UTC)",
+                "thresholds": thresholds[key],
+            }
+        )
+    return out
+
+
 def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Series for the HTML charts; empty when the report has no data."""
+    """Series for the HTML charts; empty when the report has no data.
+
+    Each chart carries its axis labels and units and the config thresholds drawn on it
+    (render.py draws them as labelled lines).
+    """
     if not figures.get("data"):
         return []
+    cfg = src.cfg
     seconds = parse_duration(window)
     # ~48 points per chart; each point is the rate over its own step so no sample is skipped.
     step = max(60, int(seconds / 48) // 60 * 60)
@@ -779,8 +1296,22 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
             step,
         )
         series = [{"name": r.labels.get("category", ""), "points": r.points} for r in res]
-        title = "Integrity violations by category (peak per step)"
-        return [{"type": "line", "title": title, "series": sorted(series, key=lambda x: x["name"])}]
+        tolerance = cfg["integrity"]["orphanTolerance"]
+        return [
+            {
+                "type": "line",
+                "title": "Integrity violations by category (peak per step)",
+                "series": sorted(series, key=lambda x: x["name"]),
+                "y_label": "violations",
+                "y_unit": "rows",
+                "x_label": "time (UTC)",
+                "thresholds": [
+                    _threshold(tolerance, "orphaned-record tolerance (integrity.orphanTolerance)")
+                ],
+            }
+        ]
+    if kind == "trends":
+        return _trend_plots(cfg, window, figures)
     buckets = selector("deletion_duration_seconds_bucket", src.audit)
     lines = []
     for q in (0.5, 0.95, 0.99):
@@ -793,14 +1324,36 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
         pts = [(t, v) for t, v in res[0].points if _num(v) is not None] if res else []
         lines.append({"name": f"p{int(q * 100)}", "points": pts})
     plots: list[dict[str, Any]] = [
-        {"type": "line", "title": "Deletion latency percentiles (seconds)", "series": lines},
+        {
+            "type": "line",
+            "title": f"Deletion time percentiles (each point over {step_s})",
+            "series": lines,
+            "y_label": "deletion time",
+            "y_unit": "s",
+            "x_label": "time (UTC)",
+            "thresholds": [
+                _threshold(cfg["latency"]["p95Target"], "p95 target (latency.p95Target)")
+            ],
+            "note": "Percentiles are interpolated within the histogram buckets "
+            f"({', '.join(f'{b:g}' for b in cfg.get('durationBuckets', []))} s).",
+        },
     ]
     by_hour = figures.get("by_hour")
     if by_hour is None:
         raw = src.total_by(selector("deletion_requests_by_hour_total", src.audit), window, "hour")
-        by_hour = {h: _count(raw.get(h)) or 0 for h in HOURS}
+        cov = src.coverage(window).hour_of_day_seconds()
+        by_hour = {
+            h: (_count(raw.get(h)) or 0) if (raw.get(h) or cov[h] > 0) else None for h in HOURS
+        }
     plots.append(
-        {"type": "bars", "title": "Deletions by hour of day (UTC)", "bars": list(by_hour.items())}
+        {
+            "type": "bars",
+            "title": "Deletions by hour of day (UTC)",
+            "bars": list(by_hour.items()),
+            "y_label": "deletions",
+            "y_unit": "",
+            "x_label": "hour of day (UTC); n/a: no data for that hour",
+        }
     )
     classes = figures.get("failure_classes")
     if classes is None:
@@ -811,6 +1364,9 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
             "title": "Failure mix (failures by class)",
             "bars": [(r["error_type"], r["failures"]) for r in classes],
             "empty": "no failures in range",
+            "y_label": "failures",
+            "y_unit": "",
+            "x_label": "failure class",
         }
     )
     return plots

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from deletion_monitor.reports.figures import NO_DATA
+from deletion_monitor.reports.figures import NO_DATA, quantile_text
 
 TITLES = {
     "usage-patterns": "Deletion usage-pattern analysis",
@@ -77,17 +77,45 @@ def _totals(report: dict[str, Any]) -> Section:
     )
 
 
+def bucket_text(bucket: dict[str, Any] | None) -> str:
+    """What the histogram knows about a percentile: the bucket it lies in."""
+    if not bucket:
+        return "n/a"
+    lo, hi = bucket["lower"], bucket["upper"]
+    where = f"above {lo:g} s (overflow bucket)" if math.isinf(hi) else f"{lo:g}–{hi:g} s"
+    return f"within the {where} bucket ({bucket['in_bucket']} of {bucket['observations']})"
+
+
+def latency_note(lat: dict[str, Any]) -> str:
+    """Why a p95 can be above every measured duration, in the report's words."""
+    note = (
+        "The average is exact (sum / count of the histogram). Percentiles come from the "
+        "histogram buckets: Prometheus interpolates linearly inside the bucket that holds the "
+        "rank, so a percentile is only known to lie within its bucket's bounds."
+    )
+    b = lat.get("p95_bucket")
+    if b and b["in_bucket"] == b["observations"] and not math.isinf(b["upper"]):
+        avg = lat.get("average_seconds")
+        note += (
+            f" Here all {b['observations']} deletions lie in the {b['lower']:g}–{b['upper']:g} s "
+            f"bucket: p95 {lat['p95_seconds']:.2f} s is 95 % of the way through that bucket, "
+            "not a measured duration"
+            + (f"; the exact average is {avg:.2f} s." if avg is not None else ".")
+        )
+    return note
+
+
 def _latency(lat: dict[str, Any], title: str = "Latency (all deletions)") -> Section:
     return Section(
         title,
-        ["statistic", "value"],
+        ["statistic", "value", "what the histogram knows"],
         [
-            ["average", secs(lat["average_seconds"])],
-            ["p50", secs(lat["p50_seconds"])],
-            ["p95", secs(lat["p95_seconds"])],
-            ["p99", secs(lat["p99_seconds"])],
+            ["average", secs(lat["average_seconds"]), "exact (sum / count)"],
+            ["p50", secs(lat["p50_seconds"]), bucket_text(lat.get("p50_bucket"))],
+            ["p95", secs(lat["p95_seconds"]), bucket_text(lat.get("p95_bucket"))],
+            ["p99", secs(lat["p99_seconds"]), bucket_text(lat.get("p99_bucket"))],
         ],
-        note="Percentiles are exact to the histogram bucket boundaries.",
+        note=latency_note(lat),
     )
 
 
@@ -117,35 +145,46 @@ def sections(report: dict[str, Any]) -> list[Section]:
         out.append(
             Section(
                 "Volume",
-                ["period", "deletions (average)"],
+                ["period", "deletions (average over the covered days)"],
                 [
                     ["per day", num(p["per_day"])],
                     ["per week", num(p["per_week"])],
                     ["per month (30 d)", num(p["per_month"])],
                 ],
+                note=p["basis"],
             )
         )
         out.append(
             Section(
                 "Daily deletions",
-                ["24 h ending", "deletions"],
-                [[d["day_end"], num(d["requests"])] for d in report["daily"]],
+                ["24 h ending", "deletions", "hours with data"],
+                [
+                    [d["day_end"], num(d["requests"]), f"{d['covered_hours']:.1f}"]
+                    for d in report["daily"]
+                ],
+                note="n/a: no data in that day (not 0 deletions).",
             )
         )
+        peak = report["peak_hour"]
         out.append(
             Section(
                 "Peak times",
                 ["figure", "value"],
                 [
+                    ["peak hour (UTC)", f"{peak}:00" if peak else "n/a"],
+                    ["deletions in the peak hour (all days)", num(report["peak_hour_requests"])],
+                    ["deletions per hour at the peak hour", num(report["peak_hour_rate"])],
+                    ["deletions per covered hour (mean)", num(report["mean_hourly_requests"])],
+                    ["peak factor", num(report["peak_hour_factor"])],
                     [
-                        "peak hour (UTC)",
-                        f"{report['peak_hour']}:00" if report["peak_hour"] else "n/a",
+                        "times each hour of day is covered (least)",
+                        f"{report['hourly_pattern_days']:.1f}",
                     ],
-                    ["deletions in peak hour", num(report["peak_hour_requests"])],
-                    ["mean per hour of day", num(report["mean_hourly_requests"])],
-                    ["peak weekday", report["peak_weekday"] or "n/a"],
+                    ["peak weekday", report["peak_weekday"] or "n/a (needs a whole week)"],
                 ]
                 + [[f"{d}", num(v)] for d, v in report["by_weekday"].items()],
+                note="Hours of day without data are n/a and left out of the mean, not counted "
+                "as 0.",
             )
         )
         out.append(
@@ -189,14 +228,24 @@ def sections(report: dict[str, Any]) -> list[Section]:
         )
         recs = report["optimization_recommendations"]
         rows = [[cat.replace("_", " "), text] for cat, texts in recs.items() for text in texts]
+        withheld = report.get("recommendation_rules_withheld") or []
         out.append(
             Section(
                 "Optimization recommendations",
-                ["area", "recommendation"],
+                ["area", "recommendation (and the evidence behind it)"],
                 rows,
-                note="" if rows else "no rule's condition holds on this data",
+                note="" if rows else "no rule's condition holds on this data with enough evidence",
             )
         )
+        if withheld:
+            out.append(
+                Section(
+                    "Recommendations withheld for lack of evidence",
+                    ["rule", "evidence"],
+                    [[w["rule"], w["evidence"]] for w in withheld],
+                    note="Their condition holds, but on too little data to act on.",
+                )
+            )
     elif kind == "health":
         out.append(
             Section(
@@ -240,16 +289,25 @@ def sections(report: dict[str, Any]) -> list[Section]:
                 "This range against the previous one",
                 ["figure", "this range", "previous range", "change"],
                 rows,
-                note="" if report["previous"] else "no data in the previous range",
+                note=ch.get("basis", ""),
             )
         )
         out.append(
             Section(
                 "Per day",
-                ["24 h ending", "deletions", "failed", "error rate", "p95", "average"],
+                [
+                    "24 h ending",
+                    "hours with data",
+                    "deletions",
+                    "failed",
+                    "error rate",
+                    "p95",
+                    "average",
+                ],
                 [
                     [
                         d["day_end"],
+                        f"{d['covered_hours']:.1f}",
                         num(d["requests"]),
                         num(d["failures"]),
                         pct(d["error_rate"]),
@@ -338,6 +396,73 @@ def _header(report: dict[str, Any]) -> tuple[str, str]:
     return title, sub
 
 
+def coverage_line(report: dict[str, Any]) -> str:
+    """The report's first sentence: the range it covers and how complete the data is."""
+    cov = report.get("data_coverage")
+    if cov:
+        return cov["text"].capitalize()
+    return f"Covers {report['start']} – {report['end']}; no data in this range"
+
+
+def summary_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) lines of the summary every format opens with."""
+    s = report.get("summary") or {}
+    lines = [("Status", s.get("status", "no data").upper())]
+    for reason in s.get("reasons", []):
+        lines.append(("", reason))
+    lines.append(("Data", coverage_line(report)))
+    if not report.get("data"):
+        return lines
+    slo = s["slo"]
+    if slo["success_rate"] is None:
+        lines.append(("SLO", f"n/a (target {slo['target'] * 100:g} %; no deletions measured)"))
+    else:
+        verdict = "met" if slo["met"] else "MISSED"
+        lines.append(
+            (
+                "SLO",
+                f"success rate {pct(slo['success_rate'], 3)} against a target of "
+                f"{slo['target'] * 100:g} %: {verdict} ({slo['errors']} errors in "
+                f"{slo['requests']} deletions)",
+            )
+        )
+    eb = s["error_budget"]
+    lines.append(
+        (
+            "Error budget left",
+            "n/a (no deletions in the SLO period)"
+            if eb["remaining"] is None
+            else f"{eb['remaining'] * 100:.1f} % of the {eb['period']} budget "
+            f"({eb['errors']} errors in {eb['requests']} deletions over the SLO period ending "
+            f"{report['end']})",
+        )
+    )
+    inc = s["incidents"]
+    if inc["alerts_fired"]:
+        by = ", ".join(f"{n} {sev}" for sev, n in inc["by_severity"].items())
+        names = ", ".join(f"{a['alertname']} ({a['severity']})" for a in inc["alerts"])
+        lines.append(("Incidents", f"{inc['alerts_fired']} alerts fired ({by}): {names}"))
+    else:
+        lines.append(("Incidents", "no alert fired in the range"))
+    if "orphaned_records_now" in s:
+        lines.append(("Orphaned records now", num(s["orphaned_records_now"])))
+        lines.append(("Forbidden deletions", num(s["forbidden_successes"])))
+    for i, rec in enumerate(s.get("top_recommendations", []), 1):
+        lines.append((f"Recommendation {i}", f"{rec['text']} — evidence: {rec['evidence']}"))
+    if report["report"] == "usage-patterns" and not s.get("top_recommendations"):
+        lines.append(("Recommendations", "none: no rule holds with enough evidence"))
+    lat = report.get("latency") or report.get("current")
+    if lat and lat.get("p95_bucket"):
+        lines.append(
+            (
+                "Latency",
+                f"{quantile_text(lat['p95_seconds'], lat['p95_bucket'], 'p95')}; average "
+                f"{secs(lat['average_seconds'])} (exact)",
+            )
+        )
+    return lines
+
+
 def _notes(report: dict[str, Any]) -> list[str]:
     """Caveats on the figures: a counter reset, a range that starts before the data."""
     notes = []
@@ -356,9 +481,12 @@ def _notes(report: dict[str, Any]) -> list[str]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """GitHub-flavoured Markdown."""
+    """GitHub-flavoured Markdown: the summary first, the details after."""
     title, sub = _header(report)
-    lines = [f"# {title}", "", sub, ""]
+    lines = [f"# {title}", "", sub, "", f"**{coverage_line(report)}.**", "", "## Summary", ""]
+    for label, text in summary_lines(report):
+        lines.append(f"- **{label}:** {text}" if label else f"  - {text}")
+    lines.append("")
     for note in _notes(report):
         lines += [f"_{note}_", ""]
     if not report["data"]:
@@ -367,8 +495,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"and {report['end']}.",
             "",
         ]
+    elif sections(report):
+        lines += ["## Details", ""]
     for s in sections(report):
-        lines += [f"## {s.title}", ""]
+        lines += [f"### {s.title}", ""]
         if s.rows:
             lines.append("| " + " | ".join(s.headers) + " |")
             lines.append("|" + "---|" * len(s.headers))
@@ -383,116 +513,270 @@ def markdown(report: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 # SVG charts
 
-_W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 640, 240, 56, 36, 24, 16
-_COLOURS = ("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+_W, _H = 720, 300
+# Frame margins (axis labels and ticks live there) and the inset of the data area inside the
+# frame, so a series at 0 or at the top never sits on the frame.
+_PAD_L, _PAD_R, _PAD_T, _PAD_B, _INSET = 70, 24, 40, 58, 10
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+_THRESHOLD_COLOUR = "#d62728"
+# Time tick steps, seconds: round minutes, hours and days (UTC).
+_TIME_STEPS = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
 
 
-def _nice_max(value: float) -> float:
-    """The smallest 1/1.5/2/2.5/3/4/5/6/8 x 10^n at or above value (the y-axis top)."""
-    if value <= 0:
+def nice_step(span: float, max_ticks: int = 6) -> float:
+    """The 1-2-5 x 10^n step that puts at most `max_ticks` intervals on `span`."""
+    if span <= 0:
         return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if value <= step * magnitude * (1 + 1e-12):
-            return step * magnitude
+    raw = span / max_ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * magnitude >= raw * (1 - 1e-9):
+            return m * magnitude
     return 10 * magnitude
 
 
-def svg_line_chart(title: str, series: list[dict[str, Any]]) -> str:
-    """A line chart of [{"name", "points": [(unix time, value)]}] with time on the x axis."""
+def nice_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
+    """Ticks at multiples of a 1-2-5 step covering [lo, hi], first <= lo and last >= hi."""
+    if hi <= lo:
+        hi = lo + 1
+    step = nice_step(hi - lo, max_ticks)
+    first = math.floor(lo / step + 1e-9) * step
+    ticks = []
+    k = 0
+    while True:
+        v = first + k * step
+        ticks.append(round(v, 12))
+        if v >= hi - 1e-9 * step:
+            break
+        k += 1
+    return ticks
+
+
+def _nice_max(value: float) -> float:
+    """The top of a y axis that starts at 0 and holds `value` (the last nice tick)."""
+    return nice_ticks(0.0, value if value > 0 else 1.0)[-1]
+
+
+def time_ticks(t0: float, t1: float, max_ticks: int = 7) -> tuple[list[float], str]:
+    """Ticks at round UTC minutes, hours or days inside [t0, t1], and their strftime format."""
+    span = max(t1 - t0, 1.0)
+    step = next((s for s in _TIME_STEPS if span / s <= max_ticks), _TIME_STEPS[-1])
+    first = math.ceil(t0 / step) * step
+    ticks = []
+    t = first
+    while t <= t1 + 1e-6:
+        ticks.append(float(t))
+        t += step
+    if step >= 86400:
+        fmt = "%m-%d"
+    elif (
+        dt.datetime.fromtimestamp(t0, dt.UTC).date() != dt.datetime.fromtimestamp(t1, dt.UTC).date()
+    ):
+        fmt = "%m-%d %H:%M"
+    else:
+        fmt = "%H:%M"
+    return ticks, fmt
+
+
+def _tick(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _axis_label(text: str, unit: str) -> str:
+    return f"{text} ({unit})" if unit else text
+
+
+class _Frame:
+    """The plot area: value and time scales, gridlines, ticks, axis labels, thresholds."""
+
+    def __init__(self, title: str, y_hi: float, x_lo: float, x_hi: float) -> None:
+        self.ticks = nice_ticks(0.0, y_hi if y_hi > 0 else 1.0)
+        self.y_top = self.ticks[-1]
+        self.x_lo, self.x_hi = x_lo, x_hi
+        self.left, self.right = _PAD_L, _W - _PAD_R
+        self.top, self.bottom = _PAD_T, _H - _PAD_B
+        self.parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+            f'viewBox="0 0 {_W} {_H}" role="img" aria-label="{html.escape(title)}">',
+            f'<rect class="frame" x="{self.left}" y="{self.top}" width="{self.right - self.left}"'
+            f' height="{self.bottom - self.top}" fill="#fff" stroke="#999"/>',
+        ]
+
+    def x(self, t: float) -> float:
+        lo, hi = self.left + _INSET, self.right - _INSET
+        if self.x_hi <= self.x_lo:
+            return (lo + hi) / 2
+        return lo + (hi - lo) * (t - self.x_lo) / (self.x_hi - self.x_lo)
+
+    def y(self, v: float) -> float:
+        lo, hi = self.bottom - _INSET, self.top + _INSET
+        return lo + (hi - lo) * v / self.y_top
+
+    def y_axis(self, label: str, unit: str) -> None:
+        for v in self.ticks:
+            yy = self.y(v)
+            self.parts.append(
+                f'<line class="grid" x1="{self.left}" x2="{self.right}" y1="{yy:.1f}" '
+                f'y2="{yy:.1f}" stroke="#e5e5e5"/>'
+                f'<text class="tick y" x="{self.left - 6}" y="{yy + 4:.1f}" font-size="11" '
+                f'text-anchor="end">{_tick(v)}</text>'
+            )
+        cy = (self.top + self.bottom) / 2
+        self.parts.append(
+            f'<text class="axis-label y" x="16" y="{cy:.1f}" font-size="12" '
+            f'text-anchor="middle" transform="rotate(-90 16 {cy:.1f})">'
+            f"{html.escape(_axis_label(label, unit))}</text>"
+        )
+
+    def time_axis(self, label: str) -> None:
+        ticks, fmt = time_ticks(self.x_lo, self.x_hi)
+        for t in ticks:
+            xx = self.x(t)
+            text = dt.datetime.fromtimestamp(t, dt.UTC).strftime(fmt)
+            self.parts.append(
+                f'<line class="tick x" x1="{xx:.1f}" x2="{xx:.1f}" y1="{self.bottom}" '
+                f'y2="{self.bottom + 4}" stroke="#999"/>'
+                f'<text class="tick x" x="{xx:.1f}" y="{self.bottom + 17}" font-size="11" '
+                f'text-anchor="middle">{text}</text>'
+            )
+        self.x_axis_label(label)
+
+    def x_axis_label(self, label: str) -> None:
+        self.parts.append(
+            f'<text class="axis-label x" x="{(self.left + self.right) / 2:.1f}" y="{_H - 10}" '
+            f'font-size="12" text-anchor="middle">{html.escape(label)}</text>'
+        )
+
+    def thresholds(self, thresholds: list[dict[str, Any]], unit: str) -> None:
+        for th in thresholds:
+            yy = self.y(th["value"])
+            text = f"{th['label']}: {_tick(th['value'])}{' ' + unit if unit else ''}"
+            self.parts.append(
+                f'<line class="threshold" data-value="{_tick(th["value"])}" x1="{self.left}" '
+                f'x2="{self.right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{_THRESHOLD_COLOUR}" '
+                'stroke-width="1.5" stroke-dasharray="6 4"/>'
+                f'<text class="threshold-label" x="{self.right - 4}" y="{yy - 4:.1f}" '
+                f'font-size="11" text-anchor="end" fill="{_THRESHOLD_COLOUR}">'
+                f"{html.escape(text)}</text>"
+            )
+
+    def svg(self) -> str:
+        return "".join(self.parts) + "</svg>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="chart-note">{html.escape(text)}</p>'
+
+
+def svg_line_chart(
+    title: str,
+    series: list[dict[str, Any]],
+    thresholds: list[dict[str, Any]] | None = None,
+    y_label: str = "value",
+    y_unit: str = "",
+    x_label: str = "time (UTC)",
+    note: str = "",
+) -> str:
+    """A line chart of [{"name", "points": [(unix time, value)], "dashed"?}], time on the x
+    axis, config thresholds as labelled dashed lines. A series of one point is a visible
+    marker with a note saying so, not a line."""
+    thresholds = thresholds or []
     pts = [p for s in series for p in s["points"]]
     head = f"<figure><figcaption>{html.escape(title)}</figcaption>"
     if not pts:
         return head + "<p>no data in range</p></figure>"
     t0, t1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    ymax = _nice_max(max(p[1] for p in pts))
-    iw, ih = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
-
-    def x(t: float) -> float:
-        return _PAD_L + (iw * (t - t0) / (t1 - t0) if t1 > t0 else iw / 2)
-
-    def y(v: float) -> float:
-        return _PAD_T + ih - ih * v / ymax
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
-        f'role="img" aria-label="{html.escape(title)}">'
-    ]
-    for i in range(5):
-        v = ymax * i / 4
-        parts.append(
-            f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-            'stroke="#ddd"/>'
-        )
-        parts.append(
-            f'<text x="{_PAD_L - 4}" y="{y(v) + 4:.1f}" font-size="11" '
-            f'text-anchor="end">{v:g}</text>'
-        )
-    ticks = [(t0, "start"), ((t0 + t1) / 2, "middle"), (t1, "end")] if t1 > t0 else [(t0, "middle")]
-    for t, anchor in ticks:
-        label = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%m-%d %H:%M")
-        parts.append(
-            f'<text x="{x(t):.1f}" y="{_H - 12}" font-size="11" '
-            f'text-anchor="{anchor}">{label}</text>'
-        )
-    legend_x = _PAD_L + 8
+    if t1 - t0 < 60:  # one moment: a window around it so the time axis has ticks
+        t0, t1 = t0 - 1800, t1 + 1800
+    y_hi = max([p[1] for p in pts] + [th["value"] for th in thresholds])
+    # Headroom above the highest value or threshold, so neither touches the top of the frame.
+    frame = _Frame(title, y_hi * 1.08 if y_hi > 0 else 1.0, t0, t1)
+    frame.y_axis(y_label, y_unit)
+    frame.time_axis(x_label)
+    frame.thresholds(thresholds, y_unit)
+    notes = []
+    legend_x = _PAD_L
     for i, s in enumerate(series):
-        if not s["points"]:
-            continue
-        colour = _COLOURS[i % len(_COLOURS)]
-        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in s["points"])
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>'
-        )
-        if len(s["points"]) < 3:  # too few points for a visible line: mark them
-            parts.extend(
-                f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
-                for t, v in s["points"]
+        colour = "#7f7f7f" if s.get("dashed") else _COLOURS[i % len(_COLOURS)]
+        dash = ' stroke-dasharray="5 3"' if s.get("dashed") else ""
+        points = s["points"]
+        if len(points) >= 2:
+            path = " ".join(f"{frame.x(t):.1f},{frame.y(v):.1f}" for t, v in points)
+            frame.parts.append(
+                f'<polyline class="series" data-name="{html.escape(s["name"])}" fill="none" '
+                f'stroke="{colour}" stroke-width="2"{dash} points="{path}"/>'
             )
-        parts.append(
-            f'<text x="{legend_x}" y="{_PAD_T - 8}" font-size="12" '
-            f'fill="{colour}">{html.escape(s["name"])}</text>'
+        if 0 < len(points) < 4:  # too few points for a line to show them: mark each one
+            frame.parts.extend(
+                f'<circle class="point" cx="{frame.x(t):.1f}" cy="{frame.y(v):.1f}" r="5" '
+                f'fill="{colour}" stroke="#fff" stroke-width="1.5"/>'
+                for t, v in points
+            )
+        if len(points) == 1:
+            t, v = points[0]
+            when = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%m-%d %H:%M")
+            notes.append(f"{s['name']}: one measurement ({_tick(round(v, 4))} at {when} UTC)")
+        label = s["name"] + ("" if points else " (no data)")
+        frame.parts.append(
+            f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{_PAD_T - 14}" y2="{_PAD_T - 14}" '
+            f'stroke="{colour}" stroke-width="3"{dash}/>'
+            f'<text class="legend" x="{legend_x + 22}" y="{_PAD_T - 10}" font-size="12">'
+            f"{html.escape(label)}</text>"
         )
-        legend_x += 7 * len(s["name"]) + 16  # ~7 px per character at font-size 12
-    parts.append("</svg>")
-    return head + "".join(parts) + "</figure>"
+        legend_x += 7 * len(label) + 40  # ~7 px per character at font-size 12
+    out = head + frame.svg()
+    if notes:
+        out += _note(
+            "Too little data for a line: " + "; ".join(notes) + ". Each dot is one measurement."
+        )
+    if note:
+        out += _note(note)
+    return out + "</figure>"
 
 
-def svg_bar_chart(title: str, bars: list[tuple[str, float]], empty: str = "no data") -> str:
-    """A vertical bar chart of (label, value)."""
+def svg_bar_chart(
+    title: str,
+    bars: list[tuple[str, float | None]],
+    empty: str = "no data",
+    thresholds: list[dict[str, Any]] | None = None,
+    y_label: str = "value",
+    y_unit: str = "",
+    x_label: str = "",
+) -> str:
+    """A vertical bar chart of (label, value); a value of None is shown as n/a, not as 0."""
+    thresholds = thresholds or []
     head = f"<figure><figcaption>{html.escape(title)}</figcaption>"
-    if not bars or not any(v for _, v in bars):
+    values = [v for _, v in bars if v is not None]
+    if not bars or not any(values):
         return head + f"<p>{html.escape(empty)}</p></figure>"
-    ymax = _nice_max(max(v for _, v in bars))
-    iw, ih = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
+    y_hi = max(values + [th["value"] for th in thresholds])
+    frame = _Frame(title, y_hi * 1.08, 0, 1)
+    frame.y_axis(y_label, y_unit)
+    frame.x_axis_label(x_label)
+    iw = frame.right - frame.left - 2 * _INSET
     slot = iw / len(bars)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
-        f'role="img" aria-label="{html.escape(title)}">'
-    ]
-    for i in range(5):
-        v = ymax * i / 4
-        yy = _PAD_T + ih - ih * v / ymax
-        parts.append(
-            f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#ddd"/>'
-        )
-        parts.append(
-            f'<text x="{_PAD_L - 4}" y="{yy + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>'
-        )
+    base = frame.y(0)
     for i, (label, v) in enumerate(bars):
-        h = ih * v / ymax
-        bx = _PAD_L + i * slot + slot * 0.1
-        parts.append(
-            f'<rect x="{bx:.1f}" y="{_PAD_T + ih - h:.1f}" width="{slot * 0.8:.1f}" '
-            f'height="{h:.1f}" fill="{_COLOURS[0]}"><title>{html.escape(str(label))}: '
-            f"{v:g}</title></rect>"
-        )
-        parts.append(
-            f'<text x="{bx + slot * 0.4:.1f}" y="{_H - 12}" font-size="10" '
+        bx = frame.left + _INSET + i * slot + slot * 0.1
+        cx = bx + slot * 0.4
+        if v is None:
+            frame.parts.append(
+                f'<text class="na" x="{cx:.1f}" y="{base - 4:.1f}" font-size="9" fill="#999" '
+                f'text-anchor="middle">n/a</text>'
+            )
+        else:
+            top = frame.y(v)
+            frame.parts.append(
+                f'<rect class="bar" x="{bx:.1f}" y="{top:.1f}" width="{slot * 0.8:.1f}" '
+                f'height="{base - top:.1f}" fill="{_COLOURS[0]}"><title>'
+                f"{html.escape(str(label))}: {_tick(v)}</title></rect>"
+            )
+        frame.parts.append(
+            f'<text class="tick x" x="{cx:.1f}" y="{frame.bottom + 17}" font-size="10" '
             f'text-anchor="middle">{html.escape(str(label))}</text>'
         )
-    parts.append("</svg>")
-    return head + "".join(parts) + "</figure>"
+    frame.thresholds(thresholds, y_unit)
+    return head + frame.svg() + "</figure>"
 
 
 _CSS = (
@@ -501,14 +785,26 @@ _CSS = (
     "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
     "th{background:#f3f3f3}.nodata{color:#a00;font-weight:bold}"
     "figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}"
+    ".summary table{min-width:70%}.summary th{width:12em}.status{font-weight:bold}"
+    ".status.attention{background:#fdd;color:#900}.status.ok{background:#dfd;color:#060}"
+    ".status.insufficient-data,.status.no-data{background:#ffd;color:#750}"
+    ".chart-note,.coverage{color:#444}"
 )
 
 
 def html_report(report: dict[str, Any]) -> str:
-    """A self-contained HTML page with the tables and inline SVG charts."""
+    """A self-contained HTML page: the summary first, then the charts (inline SVG) and the
+    detail tables."""
     title, sub = _header(report)
     e = html.escape
     body = [f"<h1>{e(title)}</h1>", f"<p>{e(sub)}</p>"]
+    body.append(f'<p class="coverage"><strong>{e(coverage_line(report))}.</strong></p>')
+    status = (report.get("summary") or {}).get("status", "no data")
+    body.append('<section class="summary"><h2>Summary</h2><table>')
+    for label, text in summary_lines(report):
+        cls = f' class="status {e(status.replace(" ", "-"))}"' if label == "Status" else ""
+        body.append(f"<tr><th>{e(label)}</th><td{cls}>{e(text)}</td></tr>")
+    body.append("</table></section>")
     for note in _notes(report):
         body.append(f"<p><em>{e(note)}</em></p>")
     if not report["data"]:
@@ -516,13 +812,37 @@ def html_report(report: dict[str, Any]) -> str:
             f'<p class="nodata">{e(NO_DATA.capitalize())}: no deletion data between '
             f"{e(report['start'])} and {e(report['end'])}.</p>"
         )
+    if report.get("_plots"):
+        body.append("<h2>Charts</h2>")
     for plot in report.get("_plots", []):
         if plot["type"] == "line":
-            body.append(svg_line_chart(plot["title"], plot["series"]))
+            body.append(
+                svg_line_chart(
+                    plot["title"],
+                    plot["series"],
+                    plot.get("thresholds"),
+                    plot.get("y_label", "value"),
+                    plot.get("y_unit", ""),
+                    plot.get("x_label", "time (UTC)"),
+                    plot.get("note", ""),
+                )
+            )
         else:
-            body.append(svg_bar_chart(plot["title"], plot["bars"], plot.get("empty", "no data")))
+            body.append(
+                svg_bar_chart(
+                    plot["title"],
+                    plot["bars"],
+                    plot.get("empty", "no data"),
+                    plot.get("thresholds"),
+                    plot.get("y_label", "value"),
+                    plot.get("y_unit", ""),
+                    plot.get("x_label", ""),
+                )
+            )
+    if report["data"] and sections(report):
+        body.append("<h2>Details</h2>")
     for s in sections(report):
-        body.append(f"<h2>{e(s.title)}</h2>")
+        body.append(f"<h3>{e(s.title)}</h3>")
         if s.rows:
             body.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in s.headers) + "</tr>")
             for row in s.rows:
