@@ -31,7 +31,7 @@ lint: setup
 fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-	find config alert_rules alertmanager -name '*.*sonnet' -print0 | xargs -0 -r jsonnetfmt -i
+	find src/deletion_monitor/data alert_rules alertmanager lib mixin.libsonnet -name '*.*sonnet' -print0 2>/dev/null | xargs -0 -r jsonnetfmt -i
 
 # Render every generated artefact (rules YAML, Alertmanager config, dashboards JSON) from its source.
 generate: setup

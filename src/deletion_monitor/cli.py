@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "watch": "deletion_monitor.reports.watch",
     "report": "deletion_monitor.reports.report",
     "schema": "deletion_monitor.schema_cli",
+    "config": "deletion_monitor.config_cli",
 }
 
 

@@ -283,3 +283,49 @@ def test_other_subcommands_report_a_bad_config_in_one_line(tmp_path: Path) -> No
     ]
     for argv, prog in cases:
         _one_line(_run(path, "-m", "deletion_monitor", *argv), prog, message)
+
+
+# --- `deletion-monitor config`: the SRE's way to get, check and inspect a config ---------------
+
+
+def _config_cmd(*argv: str, config: Path | None = None, **extra: str):
+    return _run(config, "-m", "deletion_monitor", "config", *argv, **extra)
+
+
+def test_config_default_prints_the_shipped_file_and_it_checks_valid(tmp_path: Path) -> None:
+    shipped = _config_cmd("default")
+    assert shipped.returncode == 0 and shipped.stdout == CONFIG_PATH.read_text()
+    copy = tmp_path / "mine.libsonnet"
+    copy.write_text(shipped.stdout)
+    ok = _config_cmd("check", str(copy))
+    assert ok.returncode == 0 and ok.stdout.strip() == f"config: {copy}: valid"
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "message"), MISTAKES[:3], ids=[m[0] for m in MISTAKES[:3]]
+)
+def test_config_check_names_the_field_by_argument_flag_or_environment(
+    tmp_path: Path, name: str, old: str, new: str, message: str
+) -> None:
+    bad = _bad_copy(tmp_path, old, new)
+    for proc in (
+        _config_cmd("check", str(bad)),
+        _config_cmd("check", "--config", str(bad)),
+        _config_cmd("check", config=bad),
+    ):
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [message], proc.stderr
+        assert proc.stdout == ""
+
+
+def test_config_show_is_the_effective_config_with_overrides() -> None:
+    import json
+
+    plain = _config_cmd("show")
+    assert plain.returncode == 0 and json.loads(plain.stdout) == load_config(env={})
+    moved = _config_cmd("show", ERROR_RATE_THRESHOLD="2")
+    assert json.loads(moved.stdout)["errorRate"]["warning"] == 0.02
+    missing = _config_cmd("show", "--config", "/nonexistent/c.libsonnet")
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines() == [
+        "config: error: --config: file not found: /nonexistent/c.libsonnet"
+    ]

@@ -30,7 +30,7 @@ class ConfigError(ValueError):
 
 
 class ConfigFileNotFound(ConfigError):
-    """The config file does not exist (a wheel installed without DELETION_MONITOR_CONFIG)."""
+    """The config file named by --config or DELETION_MONITOR_CONFIG does not exist."""
 
 
 def _positive_number(env: Mapping[str, str], name: str) -> float | None:
