@@ -10,7 +10,6 @@
 - two replicas keep their own checkpoint rows and serve identical values.
 """
 
-# ruff: noqa: F811  (run_exporter is a fixture imported from test_audit_exporter)
 from __future__ import annotations
 
 import json
@@ -22,13 +21,14 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from support.partitions import create_partitioned_table, drop_oldest_partition
 from test_audit_exporter import (  # noqa: F401
     Key,
     assert_exact,
@@ -121,8 +121,10 @@ def test_restart_from_checkpoint_serves_what_a_full_aggregation_serves(
     dsn = ckpt_dsn
 
     def store() -> ckpt.CheckpointStore:
-        return ckpt.FileCheckpointStore(tmp_path / "state.json") if kind == "file" else (
-            table_store(dsn)
+        return (
+            ckpt.FileCheckpointStore(tmp_path / "state.json")
+            if kind == "file"
+            else (table_store(dsn))
         )
 
     workload.insert_rows(dsn, 3000, seed=5, invalid_rate=0.02, forbidden_rate=0.01)
@@ -175,6 +177,35 @@ def test_purge_then_restart_lowers_nothing(
     full = wait_for(port, loaded(1700))
     lower = [key for key, v in rows_only(full).items() if v < before.get(key, 0)]
     assert len(lower) > 10
+
+
+@pytest.mark.parametrize("store_kind", ["file", "table"])
+def test_drop_a_partition_then_restart_lowers_nothing(
+    pg_dsn: str, tmp_path: Path, exporters: list[AuditExporter], store_kind: str
+) -> None:
+    """Monthly partitions, the oldest dropped by the retention path, then a restart: every
+    counter and `_created` as before (the checkpoint remembers the dropped month's rows)."""
+    dsn = pg_dsn
+    months = create_partitioned_table(dsn, months=4, rows_per_month=300, seed=21)
+    apply_sql_file(dsn, schema_path("deletion_audit_checkpoint"))
+    total = sum(m.rows for m in months)
+
+    def store() -> ckpt.CheckpointStore:
+        return (
+            ckpt.FileCheckpointStore(tmp_path / "s.json")
+            if store_kind == "file"
+            else (table_store(dsn))
+        )
+
+    first, port = start(dsn, store(), exporters)
+    before = wait_for(port, loaded(total))
+    first.stop()
+    dropped = drop_oldest_partition(dsn)
+    assert dropped.rows == 300
+    _, port = start(dsn, store(), exporters)
+    after = wait_for(port, loaded(total))
+    assert startup(after) == ("checkpoint", "restored")
+    assert rows_only(after) == rows_only(before)
 
 
 def _checkpoint_doc(path: Path) -> dict[str, Any]:
