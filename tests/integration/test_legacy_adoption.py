@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import pytest
 from test_audit_exporter import Key, k, run_exporter, wait_for  # noqa: F401
 
 from deletion_monitor.audit import checkpoint as ckpt
@@ -198,7 +197,6 @@ def caught_up(dsn: str) -> Callable[[dict[Key, float]], bool]:
     return lambda v: v.get(k("deletion_audit_rows_ingested_total")) == n
 
 
-@pytest.mark.slow
 def test_exporter_counts_history_once_and_tails_the_unchanged_app(
     pg_dsn: str, run_exporter: Callable[..., tuple[AuditExporter, int]], tmp_path: Path
 ) -> None:
