@@ -16,6 +16,8 @@ command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
 command -v jsonnetfmt >/dev/null || missing+=(jsonnet)
 # the demo's and the end-to-end tests' probe of the endpoint with a bogus token
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
+# headless rendering of the HTML reports (tests/integration/test_report_chromium.py)
+command -v chromium >/dev/null || missing+=(chromium)
 # the HA topology's long-term store and second rule engine (docs/scaling.md)
 command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null || missing+=(victoria-metrics)
 

@@ -400,7 +400,7 @@ def coverage_line(report: dict[str, Any]) -> str:
     """The report's first sentence: the range it covers and how complete the data is."""
     cov = report.get("data_coverage")
     if cov:
-        return cov["text"].capitalize()
+        return cov["text"][:1].upper() + cov["text"][1:]
     return f"Covers {report['start']} – {report['end']}; no data in this range"
 
 
@@ -410,8 +410,8 @@ def summary_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     lines = [("Status", s.get("status", "no data").upper())]
     for reason in s.get("reasons", []):
         lines.append(("", reason))
-    lines.append(("Data", coverage_line(report)))
     if not report.get("data"):
+        lines.append(("Data", coverage_line(report)))
         return lines
     slo = s["slo"]
     if slo["success_rate"] is None:
