@@ -13,8 +13,9 @@ import yaml
 from support.checks import _GOOD, BASE, TWO_MILLION, _check_integrity, _check_only
 
 from deletion_monitor.cli import main
-from deletion_monitor.integrity.checks import CheckConfigError, load_checks, parse_checks
-from deletion_monitor.integrity.report import severity_level
+from deletion_monitor.integrity.checks import Check, CheckConfigError, load_checks, parse_checks
+from deletion_monitor.integrity.report import build_report, exit_code, render_text, severity_level
+from deletion_monitor.integrity.runner import CheckResult
 from deletion_monitor_demo.services import free_port
 
 
@@ -44,6 +45,25 @@ def test_severity_ladder() -> None:
         ({"sql": "SELECT %(n)s"}, "checks[0] (ok_check).sql: uses %(n)s but params has no 'n'"),
         ({"kind": "list"}, "checks[0] (ok_check).kind: must be one of"),
         ({"params": {"n": {"a": 1}}}, "checks[0] (ok_check).params.n: must be a scalar"),
+        ({"tables": None}, "checks[0] (ok_check).tables: required field missing"),
+        ({"tables": "profiles"}, "checks[0] (ok_check).tables: expected a list"),
+        ({"tables": ['"profiles"']}, "checks[0] (ok_check).tables[0]: must be a table name"),
+        ({"tables": ["a.b.c"]}, "checks[0] (ok_check).tables[0]: must be a table name"),
+        ({"tables": [3]}, "checks[0] (ok_check).tables[0]: must be a table name"),
+        (
+            {"sql": "SELECT count(*) FROM profiles", "tables": ["profiles", "profiles"]},
+            "checks[0] (ok_check).tables[1]: duplicate table 'profiles'",
+        ),
+        # A typo would make the check "not applicable" forever instead of failing loudly.
+        (
+            {"sql": "SELECT count(*) FROM sessions", "tables": ["sesions"]},
+            "checks[0] (ok_check).tables[0]: 'sesions' is not named in sql, sample_sql or params",
+        ),
+        # An upper-case name is only that table when quoted; unquoted it folds to lower case.
+        (
+            {"sql": "SELECT count(*) FROM Users", "tables": ["Users"]},
+            "checks[0] (ok_check).tables[0]: 'Users' is not named",
+        ),
     ],
 )
 def test_check_only_bad_file_exits_2_naming_the_field(
@@ -57,6 +77,41 @@ def test_check_only_bad_file_exits_2_naming_the_field(
     assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert expected in err and str(path) in err
+
+
+def test_tables_are_required_even_when_empty() -> None:
+    no_tables = {k: v for k, v in _GOOD.items() if k != "tables"}
+    with pytest.raises(CheckConfigError, match=r"\(ok_check\)\.tables: required field missing"):
+        parse_checks({"checks": [no_tables]})
+    (check,) = parse_checks({"checks": [_GOOD]})
+    assert check.tables == ()
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables", "params"),
+    [
+        ('SELECT count(*) FROM "Users"', ["Users"], {}),
+        ("SELECT count(*) FROM PROFILES p", ["profiles"], {}),
+        ("SELECT count(*) FROM app.profiles", ["app.profiles"], {}),
+        ('SELECT count(*) FROM "profiles"', ["profiles"], {}),
+        # The table is named by a parameter, as missing_foreign_keys names its keys' tables.
+        ("SELECT count(*) FROM unnest(%(fks)s::text[])", ["profiles"], {"fks": ["a -> profiles"]}),
+    ],
+)
+def test_tables_named_in_sql_or_params_are_accepted(
+    sql: str, tables: list[str], params: dict
+) -> None:
+    (check,) = parse_checks({"checks": [{**_GOOD, "sql": sql, "tables": tables, "params": params}]})
+    assert check.tables == tuple(tables)
+
+
+def test_default_checks_list_their_tables() -> None:
+    checks = {c.name: c for c in load_checks()}
+    assert all(c.tables for c in checks.values())
+    assert checks["orphaned_sessions"].tables == ("sessions", "profiles")
+    assert checks["successful_self_deletions"].tables == ("deletion_audit",)
+    # The catalog check needs the users table; keys on other missing tables are skipped in SQL.
+    assert checks["missing_foreign_keys"].tables == ("profiles",)
 
 
 def test_check_only_duplicate_names_and_bad_yaml(tmp_path: Path) -> None:
@@ -165,10 +220,27 @@ def test_max_rows_is_validated(tmp_path: Path, capsys, monkeypatch) -> None:
 def test_check_only_connects_and_fails_on_a_dead_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/app"
+    dead = f"postgresql://postgres:Sup3rSecretPw@127.0.0.1:{free_port()}/app"
     rc, out, err = _check_only(tmp_path, capsys, BASE, argv=("--dsn", dead))
-    assert rc == 2 and "valid" not in out
+    assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "--dsn: cannot connect" in err
+    assert "Sup3rSecretPw" not in err
+
+
+def test_check_only_without_a_database_is_exit_2_unless_file_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's "20 checks valid" for a database nobody contacted: now only on request."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    rc, out, err = _check_only(tmp_path, capsys, BASE)
+    assert rc == 2 and out == ""
+    assert err.strip() == (
+        "integrity-exporter: --dsn: required with --check-only (or set DATABASE_URL; "
+        "--file-only validates the file alone)"
+    )
+    rc, out, err = _check_only(tmp_path, capsys, BASE, argv=("--file-only",))
+    assert rc == 0 and err == ""
+    assert "1 checks valid (file only" in out and "the database was not contacted" in out
 
 
 def test_check_integrity_unreachable_db_exit_2_without_password(
@@ -179,3 +251,74 @@ def test_check_integrity_unreachable_db_exit_2_without_password(
     assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "cannot connect" in err
     assert "Sup3rSecretPw" not in err
+
+
+# --- the report: states, counts, status, severity, exit code (pure) ----------------------------
+def _check(name: str, category: str = "foreign_key", severity: str = "critical") -> Check:
+    return Check(name, category, severity, "SELECT 0", 60.0, 10.0, tables=("t",))
+
+
+def _result(check: Check, state: str, violations: int = 0) -> CheckResult:
+    result = CheckResult(check=check, ok=state != "error", duration=0.01, finished_at=0.0)
+    if state == "violations":
+        result.violations = violations
+    elif state == "ok":
+        result.violations = 0
+    elif state == "not_applicable":
+        result.missing_tables = ["t"]
+    else:
+        result.error, result.error_kind = "SyntaxError [42601]: boom", "sql"
+    return result
+
+
+def _report(*results: CheckResult) -> dict:
+    return build_report(list(results), warning_issues=5, critical_issues=10)
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        # 3 critical orphans, below the ladder's warning level: still CRITICAL (was "OK").
+        ([("violations", "critical", 3), ("ok", "warning", 0)], ("FAILED", "CRITICAL", 1)),
+        ([("violations", "warning", 1)], ("FAILED", "WARNING", 1)),
+        ([("violations", "info", 2)], ("FAILED", "INFO", 1)),
+        # The ladder raises, never lowers: 6 info issues are a WARNING, 10 a CRITICAL.
+        ([("violations", "info", 6)], ("FAILED", "WARNING", 1)),
+        ([("violations", "info", 10)], ("FAILED", "CRITICAL", 1)),
+        # A finding wins over a check that failed to run (exit 1; the errors are listed).
+        ([("violations", "warning", 1), ("error", "critical", 0)], ("FAILED", "WARNING", 1)),
+        ([("ok", "critical", 0), ("error", "info", 0)], ("INCOMPLETE", "UNKNOWN", 2)),
+        ([("not_applicable", "critical", 0)], ("INCOMPLETE", "UNKNOWN", 2)),
+        ([("ok", "critical", 0), ("not_applicable", "critical", 0)], ("PASSED", "OK", 0)),
+        ([("ok", "critical", 0)], ("PASSED", "OK", 0)),
+    ],
+)
+def test_status_severity_and_exit_code_come_from_the_same_findings(
+    results: list[tuple[str, str, int]], expected: tuple[str, str, int]
+) -> None:
+    report = _report(
+        *(_result(_check(f"c{i}", severity=sev), st, n) for i, (st, sev, n) in enumerate(results))
+    )
+    assert (report["status"], report["severity"], exit_code(report)) == expected
+
+
+def test_counts_per_category_include_the_checks_that_did_not_run() -> None:
+    report = _report(
+        _result(_check("a"), "ok"),
+        _result(_check("b"), "ok"),
+        _result(_check("c"), "ok"),
+        _result(_check("d"), "not_applicable"),
+        _result(_check("e"), "error"),
+        _result(_check("f", "schema"), "not_applicable"),
+        _result(_check("g", "schema"), "error"),
+    )
+    assert report["counts"] == {"ok": 3, "violations": 0, "not_applicable": 2, "error": 2}
+    assert report["summary"]["foreign_key"]["issues"] == 0
+    assert report["summary"]["schema"]["issues"] is None  # nothing ran: no count at all
+    text = render_text(report)
+    assert "Checks: 7: 3 checks ok, 2 not applicable, 2 failed to run\n" in text
+    assert "foreign_key: 0 issue(s), 3 checks ok, 1 not applicable, 1 failed to run\n" in text
+    assert "schema: no check ran, 0 checks ok, 1 not applicable, 1 failed to run\n" in text
+    assert "  - d [critical]: not applicable (no table t)" in text
+    assert "  - e [critical]: failed to run" in text
+    assert "  - e: SyntaxError [42601]: boom" in text
