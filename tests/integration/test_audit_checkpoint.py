@@ -51,14 +51,9 @@ from deletion_monitor_demo.services import ManagedProcess, free_port
 
 STARTUP = "deletion_audit_startup_info"
 LOGGER = "deletion_monitor.audit.exporter"
-# Series describing this process, its start-up or its checkpoint writes (differ by design). The
-# reconciliation count is absent after a resume until its first run (it scans the table).
-PROCESS_SERIES = (
-    *PROCESS_LOCAL,
-    "deletion_audit_startup_info",
-    "deletion_audit_checkpoint_",
-    "deletion_audit_rows_behind_cursor_unaccounted",
-)
+# Series describing this process (PROCESS_LOCAL: its start-up and checkpoint writes included).
+# The reconciliation count is absent after a resume until its first run (it scans the table).
+PROCESS_SERIES = (*PROCESS_LOCAL, "deletion_audit_rows_behind_cursor_unaccounted")
 
 
 def rows_only(values: dict[Key, float]) -> dict[Key, float]:
@@ -497,3 +492,66 @@ def test_check_only_verifies_the_checkpoint_store(ckpt_dsn: str, tmp_path: Path)
     assert missing.returncode == 2 and "deletion_audit_checkpoint.sql" in missing.stderr
     both = check("--state-file", str(tmp_path / "s.json"), "--checkpoint-table")
     assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_monitoring_login_writes_only_its_checkpoint(ckpt_dsn: str, pg_cluster: PgCluster) -> None:
+    """grants.sql with the checkpoint table: the read-only monitoring login checkpoints and
+    resumes through the command's own store (cli.checkpoint_store), cluster check included,
+    and may still write nothing else."""
+    import argparse
+
+    from test_grants import _login_role
+
+    from deletion_monitor.audit.cli import checkpoint_store
+
+    apply_sql_file(ckpt_dsn, schema_path("grants"))
+    _, login = _login_role(ckpt_dsn, pg_cluster)
+    workload.insert_rows(ckpt_dsn, 600, seed=23)
+    check = subprocess.run(
+        [*CLI, "--dsn", login, "--check-only", "--checkpoint-table"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stderr
+    args = argparse.Namespace(
+        state_file=None, checkpoint_table=ckpt.DEFAULT_CHECKPOINT_TABLE, exporter_id="r1"
+    )
+    started: list[AuditExporter] = []
+    try:
+        cfg = ExporterConfig(dsn=login, poll_interval=0.1)
+        first, port = start(login, checkpoint_store(args, cfg), started)
+        wait_for(port, loaded(600))
+        first.stop()
+        with psycopg.connect(ckpt_dsn) as conn:
+            doc = conn.execute("SELECT checkpoint FROM deletion_audit_checkpoint").fetchone()[0]
+        assert doc["identity"]["system_id"]  # pg_control_system() was granted and read
+        workload.insert_rows(ckpt_dsn, 50, seed=24)
+        _, port = start(login, checkpoint_store(args, cfg), started)
+        values = wait_for(port, loaded(650))
+        assert startup(values) == ("checkpoint", "restored")
+        assert_exact(values, truth(ckpt_dsn))
+    finally:
+        for exporter in started:
+            exporter.stop()
+    with psycopg.connect(login, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        for statement in (
+            "DELETE FROM deletion_audit_checkpoint",
+            "TRUNCATE deletion_audit_checkpoint",
+            "INSERT INTO deletion_audit (outcome, duration_seconds) VALUES ('success', 1)",
+            "UPDATE deletion_audit SET outcome = 'x'",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    # Without SELECT on the audit table, --check-only fails in one line.
+    with psycopg.connect(ckpt_dsn, autocommit=True) as conn:
+        conn.execute("REVOKE SELECT ON deletion_audit FROM deletion_monitoring")
+    denied = subprocess.run(
+        [*CLI, "--dsn", login, "--check-only"], capture_output=True, text=True, timeout=30
+    )
+    assert denied.returncode == 2
+    assert denied.stderr.strip().splitlines() == [
+        "deletion-monitor audit-exporter: error: --table: this role lacks SELECT on "
+        "deletion_audit (grants.sql)"
+    ]

@@ -30,6 +30,9 @@ PROCESS_LOCAL = (
     "deletion_audit_initial_load",
     "deletion_audit_up",
     "deletion_audit_cursor_lag",
+    # How this process started and its checkpoint writes (tests/integration/test_audit_checkpoint).
+    "deletion_audit_startup_info",
+    "deletion_audit_checkpoint_",
 )
 
 

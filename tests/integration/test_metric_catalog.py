@@ -2,7 +2,6 @@
 dashboards' "is this metric real" check read it), and nothing is catalogued that no exporter
 serves. Scraped from real exporters on a real PostgreSQL, after real rows and real check runs."""
 
-# ruff: noqa: F811  (run_exporter is a fixture imported from test_audit_exporter)
 from __future__ import annotations
 
 from test_audit_exporter import ingested, run_exporter, wait_for  # noqa: F401
@@ -26,10 +25,25 @@ def _check_catalogue(sample_names: set[str], job: str) -> None:
     assert not never, f"catalogued for {job} but never served: {never}"
 
 
-def test_audit_exporter_series_are_catalogued(audit_dsn: str, run_exporter) -> None:
+def test_audit_exporter_series_are_catalogued(audit_dsn: str, tmp_path) -> None:
+    from deletion_monitor.audit.checkpoint import FileCheckpointStore
+    from deletion_monitor.audit.exporter import ExporterConfig
+    from deletion_monitor.audit.poller import AuditExporter
+
     workload.insert_rows(audit_dsn, 200, seed=3, invalid_rate=0.05)
-    _, port = run_exporter(audit_dsn)
-    values = wait_for(port, ingested(200))
+    # With a checkpoint store: its gauges exist only once a checkpoint was written.
+    exporter = AuditExporter(
+        ExporterConfig(dsn=audit_dsn, poll_interval=0.1),
+        checkpoints=FileCheckpointStore(tmp_path / "state.json"),
+    )
+    port = exporter.serve("127.0.0.1", 0)
+    try:
+        values = wait_for(
+            port,
+            lambda v: ingested(200)(v) and ("deletion_audit_checkpoint_size_bytes", ()) in v,
+        )
+    finally:
+        exporter.stop()
     _check_catalogue({name for name, _ in values}, metric_catalog.AUDIT)
 
 

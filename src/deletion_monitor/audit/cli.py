@@ -203,13 +203,17 @@ def checkpoint_store(args: argparse.Namespace, cfg: ExporterConfig) -> ckpt.Chec
         table_identifier(args.checkpoint_table)  # the same name rules as --table
 
         def connect_rw() -> psycopg.Connection[Any]:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 cfg.dsn,
                 autocommit=True,
                 connect_timeout=cfg.connect_timeout,
                 application_name="deletion-audit-exporter-checkpoint",
                 row_factory=dict_row,
             )
+            # The monitoring login's transactions are read-only by default (grants.sql); this
+            # connection only ever upserts its own checkpoint row, the one table it may write.
+            conn.execute("SET default_transaction_read_only = off")
+            return conn
 
         return ckpt.TableCheckpointStore(
             connect_rw,
@@ -218,6 +222,19 @@ def checkpoint_store(args: argparse.Namespace, cfg: ExporterConfig) -> ckpt.Chec
             table=args.checkpoint_table,
         )
     return None
+
+
+SELECT_PRIVILEGE_SQL = "SELECT has_table_privilege(to_regclass(%(t)s), 'SELECT') AS ok"
+
+
+def check_select_privilege(conn: psycopg.Connection[Any], table: str) -> None:
+    """SetupError unless this role may SELECT the audit table (--check-only reads only the
+    catalog otherwise, and would pass a login that cannot read a single row)."""
+    row = conn.execute(
+        SELECT_PRIVILEGE_SQL, {"t": table_identifier(table).as_string(conn)}
+    ).fetchone()
+    if row is None or not row["ok"]:
+        raise SetupError(f"--table: this role lacks SELECT on {table} (grants.sql)")
 
 
 CHECKPOINT_PRIVILEGES_SQL = """
@@ -285,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with connect(cfg) as conn:
                 warnings = check_table(conn, cfg.table)
+                check_select_privilege(conn, cfg.table)
                 check_checkpoint_store(conn, args)
         except psycopg.Error as exc:
             # A server that is down or restarting is an outage, not a wrong config: serve up=0

@@ -14,9 +14,11 @@
 --   SELECT on the legacy view legacy_deletion_audit, only if it exists (reports over the old
 --     audit_logs table; the view reads audit_logs with its owner's rights, so audit_logs itself
 --     is NOT granted),
+--   SELECT, INSERT and UPDATE on deletion_audit_checkpoint, only if it exists (the audit
+--     exporter's checkpoints, --checkpoint-table), and EXECUTE on pg_control_system(),
 --   default_transaction_read_only = on for the role and for every LOGIN member of it.
--- No INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER on anything; no CREATE on the
--- database or the schema. Everything the exporters read besides these tables is in pg_catalog,
+-- Apart from that one checkpoint table: no INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES or
+-- TRIGGER on anything; no CREATE on the database or the schema. Everything the exporters read besides these tables is in pg_catalog,
 -- which every role may read. docs/security.md explains each choice.
 --
 -- The exporters log in as a LOGIN role that is a member of this group. An SRE creates one per
@@ -131,10 +133,25 @@ BEGIN
 END
 $grants$;
 
--- ---------------------------------------------------------------------------------------------
--- RESERVED: the audit exporter's checkpoint table (a later issue). It will be the ONE table the
--- role may write: SELECT, INSERT and UPDATE on deletion_audit_checkpoint, granted here (after
--- the REVOKE above), never DELETE or TRUNCATE. Because of default_transaction_read_only, the
--- checkpoint writer has to open its own transactions READ WRITE. Until then this file grants no
--- write privilege of any kind.
--- ---------------------------------------------------------------------------------------------
+-- The audit exporter's checkpoint table (deletion_audit_checkpoint.sql, for
+-- `audit-exporter --checkpoint-table`): the ONE table the role may write, SELECT, INSERT and
+-- UPDATE, never DELETE or TRUNCATE; only where the table exists (apply this file again after
+-- creating it). The login's transactions stay read-only by default: the checkpoint writer opens
+-- its own connection with default_transaction_read_only off, and writes nothing else.
+-- pg_control_system() gives the cluster's system identifier, which a checkpoint must match
+-- (superuser-only by default; it reveals only initdb-time constants).
+DO $grants$
+BEGIN
+    IF to_regclass(format('%I.deletion_audit_checkpoint', current_schema())) IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON TABLE %I.deletion_audit_checkpoint '
+                       'TO deletion_monitoring', current_schema());
+        BEGIN
+            GRANT EXECUTE ON FUNCTION pg_control_system() TO deletion_monitoring;
+        EXCEPTION WHEN insufficient_privilege THEN
+            -- A managed database's owner may not grant it: the checkpoint then skips only its
+            -- cluster check (the table oid, names and transaction ids are still compared).
+            RAISE NOTICE 'grants: cannot grant pg_control_system(); checkpoints skip the cluster check';
+        END;
+    END IF;
+END
+$grants$;
