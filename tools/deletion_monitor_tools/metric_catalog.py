@@ -198,6 +198,7 @@ PROJECT_METRICS: tuple[Metric, ...] = (
         "deletion_integrity_check_errors_total", "counter", ("check",), INTEGRITY, "check errors"
     ),
     Metric("deletion_integrity_check_up", "gauge", ("check",), INTEGRITY, "1 = last run ok"),
+    Metric("deletion_integrity_check_applicable", "gauge", ("check",), INTEGRITY, "0 = no table"),
     Metric(
         "deletion_integrity_check_rows_truncated_total",
         "counter",
