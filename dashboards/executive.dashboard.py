@@ -18,6 +18,22 @@ SEVERITY_COLOURS = {"critical": CRITICAL, "warning": WARNING, "info": lib.INFO}
 YES_NO = lib.binary_mappings("NO", "yes")
 
 
+def exact_increase(series: str, window: str = "$__range") -> str:
+    """The increase of a counter over `window` counted as the reports count it
+    (deletion_monitor.reports.figures.exact_increase): the value at the end minus the value at
+    the start, the whole value of a series that appeared inside the window, and increase() only
+    for a series whose counter reset in the window. increase() alone extrapolates to the window's
+    edges (32340 deletions shown as 32341.8) and misses a failure series' first increment; the
+    compliance report and this dashboard must show the same numbers
+    (tests/integration/test_report_dashboard.py). The start value is
+    `last_over_time(x[5m] offset w)`, `x offset w` with the same 5-minute lookback, written as a
+    function so the replica collapse (dashboards_lib.dedup_exporter_series) can wrap it.
+    """
+    start = f"last_over_time({series}[5m] offset {window})"
+    exact = f"({series} - {start}) or ({series} unless {start})"
+    return f"(({exact}) unless resets({series}[{window}]) > 0) or increase({series}[{window}])"
+
+
 def build(config: Mapping[str, Any]) -> Dashboard:
     audit = lib.selector(config, "auditExporterSelector")
     # Failures that count against the SLO (config errorRate.excludedErrorTypes left out).
@@ -40,13 +56,14 @@ def build(config: Mapping[str, Any]) -> Dashboard:
     layout.add(
         lib.stat(
             "Deletion success rate",
-            "Successful / attempted deletions over the selected range (increase of "
-            "deletion_requests_total and deletion_failures_total, audit exporter). Target: "
+            "Successful / attempted deletions over the selected range (exact increase of "
+            "deletion_requests_total and deletion_failures_total, audit exporter, counted as "
+            "the reports count). Target: "
             f"> {target:.0%} (config slo.target); red below it." + lib.errors_note(config),
             lib.targets(
                 # The failure series exist only after a first failure: no failures is 0.
-                f"1 - (sum(increase(deletion_failures_total{errors}[$__range])) or vector(0)) / "
-                f"sum(increase(deletion_requests_total{audit}[$__range]))"
+                f"1 - (sum({exact_increase(f'deletion_failures_total{errors}')}) or vector(0))"
+                f" / sum({exact_increase(f'deletion_requests_total{audit}')})"
             ),
             "percentunit",
             lib.steps_below([(target, CRITICAL)]),
@@ -101,8 +118,9 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Fixed to the SLO period, not the selected range. Red when exhausted."
             + lib.errors_note(config),
             lib.targets(
-                f"1 - ((sum(increase(deletion_failures_total{errors}[{period}])) or vector(0)) / "
-                f"sum(increase(deletion_requests_total{audit}[{period}]))) / {budget:g}"
+                f"1 - ((sum({exact_increase(f'deletion_failures_total{errors}', period)})"
+                " or vector(0)) / "
+                f"sum({exact_increase(f'deletion_requests_total{audit}', period)})) / {budget:g}"
             ),
             "percentunit",
             lib.steps_below([(0, CRITICAL)]),
@@ -257,7 +275,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Forbidden deletions (selected range)",
             "Successful deletions the business rules forbid (self-deletion, deleting a "
             "SUPER_ADMIN), from deletion_forbidden_successes_total. Any is a security incident.",
-            lib.targets(f"sum(increase(deletion_forbidden_successes_total{audit}[$__range]))"),
+            lib.targets(f"sum({exact_increase(f'deletion_forbidden_successes_total{audit}')})"),
             "short",
             lib.steps_above([(1, CRITICAL)]),
             links=rb(config, "DeletionForbiddenDeletion"),
@@ -336,9 +354,9 @@ def build(config: Mapping[str, Any]) -> Dashboard:
     layout.add(
         lib.stat(
             "Deletions (selected range)",
-            "Deletions attempted in the selected range (increase of deletion_requests_total): "
-            "the volume behind every rate above.",
-            lib.targets(f"sum(increase(deletion_requests_total{audit}[$__range]))"),
+            "Deletions attempted in the selected range (exact increase of "
+            "deletion_requests_total, as the reports count): the volume behind every rate above.",
+            lib.targets(f"sum({exact_increase(f'deletion_requests_total{audit}')})"),
             "short",
             no_value="0",
             links=[lib.dashboard_link(config, "usage")],
