@@ -56,7 +56,7 @@ def test_promtool_rejects_a_broken_group(tmp_path: Path) -> None:
     ["mixin.libsonnet", *sorted(f"lib/{p.name}" for p in (REPO_ROOT / "lib").glob("*.libsonnet"))],
 )
 def test_mixin_jsonnet_is_jsonnetfmt_clean(path: str) -> None:
-    # `make lint` formats-checks config/, alert_rules/ and alertmanager/ only.
+    # lint_rules' jsonnetfmt check reads config/, alert_rules/ and alertmanager/ only.
     proc = subprocess.run(
         [require_binary("jsonnetfmt"), "--test", str(REPO_ROOT / path)],
         capture_output=True,
