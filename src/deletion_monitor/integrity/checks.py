@@ -1,8 +1,8 @@
 """Integrity checks as data: load a checks YAML file and validate it strictly.
 
 A mistake in the file (a typo in a key, a negative timeout, a %(param)s the check does not
-define) is reported as one line naming the field, before anything touches the database, so that
-`integrity-exporter --check-only` in CI catches it.
+define, a `tables` entry the SQL never names) is reported as one line naming the field, before
+anything touches the database, so that `integrity-exporter --check-only` in CI catches it.
 """
 
 from __future__ import annotations
@@ -206,6 +206,8 @@ def _validate_tables(raw: dict[str, Any], where: str, params: dict[str, Any]) ->
     tables = raw["tables"]
     if not isinstance(tables, list):
         raise CheckConfigError(f"{where}.tables: expected a list of table names, [] for none")
+    values = [v for p in params.values() for v in (p if isinstance(p, list) else [p])]
+    texts = [raw["sql"], raw.get("sample_sql") or "", *map(str, values)]
     for i, table in enumerate(tables):
         if not isinstance(table, str) or not _TABLE.match(table):
             raise CheckConfigError(
@@ -217,8 +219,6 @@ def _validate_tables(raw: dict[str, Any], where: str, params: dict[str, Any]) ->
         # A typo here would make the check "not applicable" forever instead of failing: every
         # listed table must be named by the SQL (or by a parameter, as missing_foreign_keys'
         # expected keys name theirs).
-        values = [v for p in params.values() for v in (p if isinstance(p, list) else [p])]
-        texts = [raw["sql"], raw.get("sample_sql") or "", *map(str, values)]
         bare = table.rpartition(".")[2]
         if not any(_named_in(bare, text) for text in texts):
             raise CheckConfigError(
