@@ -18,26 +18,41 @@ SEVERITY_COLOURS = {"critical": CRITICAL, "warning": WARNING, "info": lib.INFO}
 YES_NO = lib.binary_mappings("NO", "yes")
 
 
-def exact_increase(series: str, window: str = "$__range") -> str:
+def exact_increase(series: str, probe: str, window: str = "$__range") -> str:
     """The increase of a counter over `window` counted as the reports count it
-    (deletion_monitor.reports.figures.exact_increase): the value at the end minus the value at
-    the start, the whole value of a series that appeared inside the window, and increase() only
-    for a series whose counter reset in the window. increase() alone extrapolates to the window's
-    edges (32340 deletions shown as 32341.8) and misses a failure series' first increment; the
-    compliance report and this dashboard must show the same numbers
-    (tests/integration/test_report_dashboard.py). The start value is
-    `last_over_time(x[5m] offset w)`, `x offset w` with the same 5-minute lookback, written as a
-    function so the replica collapse (dashboards_lib.dedup_exporter_series) can wrap it.
+    (deletion_monitor.reports.figures.Source.inc), so that the compliance report and this
+    dashboard show the same numbers (tests/integration/test_report_dashboard.py):
+
+    - a series present at the start of the window: the value at the end minus the value then;
+    - a series that appeared inside the window while the exporter was scraped at its start
+      (`probe`, a series the exporter always serves, was there): its whole value (a first
+      failure of a class; increase() would miss that first increment);
+    - the exporter itself first scraped inside the window: the increase since its first sample
+      (`x - min_over_time(x[w])`): the audit history it loaded is not this window's;
+    - a series whose counter reset in the window: increase().
+
+    increase() alone extrapolates to the window's edges (32340 deletions shown as 32341.8). The
+    start value is `last_over_time(x[5m] offset w)`, `x offset w` with the same 5-minute
+    lookback, written as a function so the replica collapse (dashboards_lib.
+    dedup_exporter_series) can wrap it.
     """
     start = f"last_over_time({series}[5m] offset {window})"
-    exact = f"({series} - {start}) or ({series} unless {start})"
+    scraped_at_start = f"count(last_over_time({probe}[5m] offset {window})) > 0"
+    exact = (
+        f"({series} - {start})"
+        f" or (({series} unless {start}) and on () ({scraped_at_start}))"
+        f" or ({series} - min_over_time({series}[{window}]))"
+    )
     return f"(({exact}) unless resets({series}[{window}]) > 0) or increase({series}[{window}])"
 
 
 def build(config: Mapping[str, Any]) -> Dashboard:
     audit = lib.selector(config, "auditExporterSelector")
+    # Served for every user type from the audit exporter's first scrape: "it was scraped".
+    requests = f"deletion_requests_total{audit}"
     # Failures that count against the SLO (config errorRate.excludedErrorTypes left out).
     errors = lib.counted_failures(config)
+    failures = f"deletion_failures_total{errors}"
     integ = lib.selector(config, "integrityExporterSelector")
     app = lib.selector(config, "appSelector")
     orphans = lib.orphans(config)
@@ -62,8 +77,8 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             f"> {target:.0%} (config slo.target); red below it." + lib.errors_note(config),
             lib.targets(
                 # The failure series exist only after a first failure: no failures is 0.
-                f"1 - (sum({exact_increase(f'deletion_failures_total{errors}')}) or vector(0))"
-                f" / sum({exact_increase(f'deletion_requests_total{audit}')})"
+                f"1 - (sum({exact_increase(failures, requests)}) or vector(0))"
+                f" / sum({exact_increase(requests, requests)})"
             ),
             "percentunit",
             lib.steps_below([(target, CRITICAL)]),
@@ -118,9 +133,9 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Fixed to the SLO period, not the selected range. Red when exhausted."
             + lib.errors_note(config),
             lib.targets(
-                f"1 - ((sum({exact_increase(f'deletion_failures_total{errors}', period)})"
+                f"1 - ((sum({exact_increase(failures, requests, period)})"
                 " or vector(0)) / "
-                f"sum({exact_increase(f'deletion_requests_total{audit}', period)})) / {budget:g}"
+                f"sum({exact_increase(requests, requests, period)})) / {budget:g}"
             ),
             "percentunit",
             lib.steps_below([(0, CRITICAL)]),
@@ -275,7 +290,9 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Forbidden deletions (selected range)",
             "Successful deletions the business rules forbid (self-deletion, deleting a "
             "SUPER_ADMIN), from deletion_forbidden_successes_total. Any is a security incident.",
-            lib.targets(f"sum({exact_increase(f'deletion_forbidden_successes_total{audit}')})"),
+            lib.targets(
+                f"sum({exact_increase(f'deletion_forbidden_successes_total{audit}', requests)})"
+            ),
             "short",
             lib.steps_above([(1, CRITICAL)]),
             links=rb(config, "DeletionForbiddenDeletion"),
@@ -356,7 +373,7 @@ def build(config: Mapping[str, Any]) -> Dashboard:
             "Deletions (selected range)",
             "Deletions attempted in the selected range (exact increase of "
             "deletion_requests_total, as the reports count): the volume behind every rate above.",
-            lib.targets(f"sum({exact_increase(f'deletion_requests_total{audit}')})"),
+            lib.targets(f"sum({exact_increase(requests, requests)})"),
             "short",
             no_value="0",
             links=[lib.dashboard_link(config, "usage")],
