@@ -281,7 +281,7 @@ function(config=(import '../src/deletion_monitor/data/config.libsonnet')._config
                        + ' post-deploy ladder and the burn rates of one fault are one page (one'
                        + ' dedup key); alerts joining later update it.',
           group_by: ['service', 'incident'],
-          '#group_wait': 'Page fast (spec: immediate); 10 s gathers the series of one evaluation'
+          '#group_wait': 'Page fast (R26: immediate); 10 s gathers the series of one evaluation'
                          + ' and lets an exporter-down inhibitor arrive first.',
           group_wait: d(10),
           '#group_interval': 'Updates to an open incident within 5 min.',

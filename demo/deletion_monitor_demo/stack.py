@@ -61,7 +61,7 @@ DEFAULT_PORTS = {
 # The probe's target: a well-formed id that belongs to nobody (as in prometheus/prometheus.yml).
 PROBE_PATH = f"/api/users/{PROBE_USER_ID}"
 BLACKBOX_BINARY = "prometheus-blackbox-exporter"
-# Secret-file keys of Alertmanager 0.25 (toolchain-facts.md).
+# Secret-file keys of Alertmanager 0.25 (its 0.25 configuration reference; docs/alertmanager.md).
 _SECRET_FILE_KEYS = {
     "api_url_file", "slack_api_url_file", "routing_key_file", "service_key_file",
     "auth_password_file", "smtp_auth_password_file", "credentials_file", "password_file",
@@ -422,7 +422,7 @@ class Stack:
                 f"--storage.tsdb.path={self.opts.workdir / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
                 # Alerts sent before the Alertmanager is discovered are otherwise re-sent only
-                # after a minute (toolchain-facts.md).
+                # after a minute (seen with Prometheus 2.42).
                 "--rules.alert.resend-delay=1s",
                 "--web.enable-lifecycle",
                 "--storage.tsdb.retention.time=1d",

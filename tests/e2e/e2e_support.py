@@ -35,7 +35,7 @@ COMPRESSION = 60.0
 # the alert's own `for` plus its measurement window plus a margin for scrape, evaluation and
 # group_wait, all compressed, with a floor of real seconds for a 2-core machine under load.
 PAGER_WINDOW = 15 * 60  # error rate above 2 % must page within the critical ladder
-INTEGRITY_WINDOW = 15 * 60  # spec: integrity issues detected within 15 min
+INTEGRITY_WINDOW = 15 * 60  # R43: integrity issues detected within 15 min
 
 Results = dict[str, dict[str, float]]  # scenario -> measure -> seconds
 
