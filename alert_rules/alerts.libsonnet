@@ -17,6 +17,7 @@ function(config) {
     (import 'alerts/slo.libsonnet')(config).group,
     (import 'alerts/anomaly.libsonnet')(config).group,
     (import 'alerts/meta.libsonnet')(config).group,
+    (import 'alerts/monitoring_ha.libsonnet')(config).group,
     (import 'alerts/performance.libsonnet')(config).group,
     (import 'alerts/escalation.libsonnet')(config).group,
   ],

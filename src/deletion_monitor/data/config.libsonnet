@@ -439,6 +439,38 @@
       auditLog: '7y (the application owns this table and its retention)',
     },
 
+    // --- High availability of the monitoring itself (docs/scaling.md) ---------------------------
+    // Two Prometheus replicas evaluate the same rules and send to every Alertmanager of a gossip
+    // cluster (prometheus/ha/); both also remote_write to the long-term store (VictoriaMetrics,
+    // retention: retention.prometheusMetrics). The meta-alerts of alert_rules/alerts/monitoring_ha
+    // read these. All warnings: the other replica / peer still delivers, nothing is lost yet.
+    ha: {
+      // The external label that tells the replicas apart. alert_relabel_configs drop it, so both
+      // replicas send identical alerts (one page); remote_write drops it too, so the store's
+      // deduplication (one sample per scrape interval) merges the replicas' identical series.
+      replicaLabel: 'replica',
+      // A Prometheus replica its peer cannot scrape: rides out a restart or a config reload.
+      prometheusDownFor: 300,
+      // An Alertmanager of the cluster not scraped this long.
+      alertmanagerDownFor: 300,
+      // A running Alertmanager seeing fewer peers than there are running Alertmanagers (split
+      // brain: each half notifies on its own, every page twice), or one running without
+      // clustering among several targets. Gossip converges in seconds; minutes are a real split.
+      clusterSplitFor: 300,
+      remoteWrite: {
+        // Share of the sample sends to the long-term store that failed or were retried, over
+        // `window`, held `failingFor`: a 1 % error rate for 15 min is a broken store or network
+        // (the mixin's level), a single retried batch during a store restart is not.
+        window: '5m',
+        failingRatio: 0.01,
+        failingFor: 900,
+        // Newest sample appended minus newest sample sent: more than maxLag seconds behind for
+        // behindFor. Prometheus keeps about 2 h of WAL: lag beyond that is lost from the store.
+        maxLag: 120,
+        behindFor: 900,
+      },
+    },
+
     // --- Integrity report severity (the one-shot check-integrity command) ---------------------
     report: { warningIssues: 5, criticalIssues: 10 },
 
