@@ -1,15 +1,27 @@
 """Benchmark of `deletion-monitor audit-exporter` (issue: results in docs/benchmarks.md).
 
-For each table size (default 1 M and 10 M rows, filled with COPY):
-- the bare GROUP BY queries that compute the same numbers, run by psql (the floor);
-- exporter start-up: process start -> first scrape that contains the deletion counters;
-- scrape latency p50/p99 (steady state, 300 scrapes), peak RSS (VmHWM);
-- ingestion throughput of a burst of --burst rows committed at once;
-- query-exporter (PyPI, own venv under bench/out/) computing the same counters by aggregate
-  queries: start-up to first complete scrape, scrape latency, RSS, and the ratio to ours.
+For each table size (default 1 M and 10 M rows, filled with COPY), in this order, every figure
+next to its baseline measured in the same run (a ratio to a figure from another run is noise on
+a shared machine):
+- bare GROUP BY: the plain queries that compute the same numbers, on one connection (the floor);
+  wall time and the CPU seconds of its database backend;
+- query-exporter (PyPI, own venv under bench/out/, pinned with its psycopg driver) computing the
+  same counters by aggregate queries, over exactly the rows our start-up reads (before the burst);
+- full aggregation: process start -> first scrape with the deletion counters (no checkpoint yet),
+  the backend's CPU seconds, scrape latency p50/p99 (300 scrapes), idle poll, peak RSS (VmHWM);
+  measured once per checkpoint store (file, then table: neither has a checkpoint yet);
+- restart with a checkpoint: SIGTERM (the shutdown checkpoint is written), then a fresh process
+  start -> first complete scrape, with --state-file and with --checkpoint-table; its
+  deletion_audit_initial_load_duration_seconds; checked: startup_info says checkpoint, the
+  deletion_requests_total sum equals count(*), every deletion_* series equals the full
+  aggregation's;
+- the checkpoint's size (deletion_audit_checkpoint_size_bytes) and its cost per write: the median
+  of --writes write_checkpoint() calls in-process, for the file and the table store;
+- ingestion (first size only): --burst rows committed in one COPY transaction, commit -> every row
+  counted, in rows/s, against the bare GROUP BY over the same burst rows.
 
 Usage: .venv/bin/python bench/bench_audit.py [--rows 1000000,10000000] [--burst 1000000]
-       [--no-query-exporter]. Prints a table; --json FILE also writes the figures.
+       [--writes 50] [--no-query-exporter]. Prints tables; --json FILE also writes the figures.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -26,9 +39,13 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
+from deletion_monitor.audit.cli import checkpoint_store
+from deletion_monitor.audit.exporter import ExporterConfig, connect
+from deletion_monitor.audit.poller import AuditExporter
 from deletion_monitor.data import schema_path
 from deletion_monitor_demo import workload
 from deletion_monitor_demo.pgcluster import PgCluster, apply_sql_file
@@ -37,24 +54,29 @@ from deletion_monitor_demo.services import ManagedProcess, free_port
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 BLOCK_ROWS = 200_000
+# The peer and its PostgreSQL driver, pinned: without the driver in its venv every query fails
+# (`Module "psycopg" not found`) and the peer's columns come out blank.
+QE_PACKAGES = ("query-exporter==5.0.2", "psycopg[binary]==3.3.9")
 
 # The same numbers as the exporter's counters, written the way one would in psql: plain
-# GROUP BYs, no validation of malformed rows, one scan per family.
-BARE_GROUP_BY = r"""
-\timing off
+# GROUP BYs, no validation of malformed rows, one scan per family. {cond}: which rows (all, or
+# the burst's).
+BARE_GROUP_BY = """
 SELECT target_user_type, outcome, error_type,
        width_bucket(duration_seconds,
                     ARRAY[0.05,0.1,0.25,0.5,0.75,1,1.5,2,2.5,3,4,5,7.5,10,15,20,30]::float8[]),
        count(*), sum(duration_seconds)
-FROM deletion_audit GROUP BY 1, 2, 3, 4;
-SELECT extract(hour FROM occurred_at AT TIME ZONE 'UTC'), count(*) FROM deletion_audit GROUP BY 1;
-SELECT extract(isodow FROM occurred_at AT TIME ZONE 'UTC'), count(*) FROM deletion_audit GROUP BY 1;
+FROM deletion_audit WHERE {cond} GROUP BY 1, 2, 3, 4;
+SELECT extract(hour FROM occurred_at AT TIME ZONE 'UTC'), count(*) FROM deletion_audit
+WHERE {cond} GROUP BY 1;
+SELECT extract(isodow FROM occurred_at AT TIME ZONE 'UTC'), count(*) FROM deletion_audit
+WHERE {cond} GROUP BY 1;
 SELECT e.key, sum(e.value::bigint) FROM deletion_audit, jsonb_each_text(rows_deleted) e
-WHERE outcome = 'success' GROUP BY 1;
+WHERE outcome = 'success' AND {cond} GROUP BY 1;
 SELECT width_bucket(t, ARRAY[0,1,5,10,25,50,100,250,500,1000,5000]::numeric[]), count(*), sum(t)
 FROM (SELECT (SELECT sum(value::bigint) FROM jsonb_each_text(rows_deleted)) t
-      FROM deletion_audit WHERE outcome = 'success') s GROUP BY 1;
-SELECT app_version, min(occurred_at) FROM deletion_audit GROUP BY 1;
+      FROM deletion_audit WHERE outcome = 'success' AND {cond}) s GROUP BY 1;
+SELECT app_version, min(occurred_at) FROM deletion_audit WHERE {cond} GROUP BY 1
 """
 
 
@@ -104,16 +126,30 @@ def fill(dsn: str, n: int, seed: int = 1) -> float:
     return time.monotonic() - started
 
 
-def psql_seconds(dsn: str, script: str) -> float:
-    started = time.monotonic()
-    subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", "-d", dsn],
-        input=script,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    return time.monotonic() - started
+def backend_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: a database backend of the local cluster.
+
+    Wall times on a shared 2-core box swing with other jobs; the backend's CPU time says how
+    much work the database did, whatever else was running.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_group_by(dsn: str, cond: str = "true", runs: int = 2) -> dict[str, float]:
+    """Best of `runs` of the bare GROUP BY queries on one plain connection (default settings,
+    as in psql): wall seconds and the backend's CPU seconds of that run."""
+    best: dict[str, float] = {}
+    for _ in range(runs):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            pid = conn.info.backend_pid
+            cpu0, started = backend_cpu_s(pid), time.monotonic()
+            for stmt in BARE_GROUP_BY.format(cond=cond).split(";"):
+                conn.execute(stmt).fetchall()
+            wall, cpu = time.monotonic() - started, backend_cpu_s(pid) - cpu0
+        if not best or wall < best["s"]:
+            best = {"s": wall, "cpu_s": cpu}
+    return best
 
 
 def get(url: str) -> str:
@@ -172,9 +208,60 @@ def idle_poll_ms(url: str) -> float:
     return (total - initial) / (count - 1) * 1000 if count > 1 else float("nan")
 
 
-def bench_exporter(dsn: str, n: int, burst: int) -> dict[str, float]:
+def metric_values(text: str, name: str) -> list[float]:
+    """Every sample value of `name` (with or without labels) in an exposition."""
+    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$")
+    return [float(m.group(1)) for line in text.splitlines() if (m := pattern.match(line))]
+
+
+def startup_source(text: str) -> str | None:
+    m = re.search(r'^deletion_audit_startup_info{[^}]*source="([a-z_]+)"', text, re.M)
+    return m.group(1) if m else None
+
+
+def deletion_series(text: str) -> list[str]:
+    """The product's series (deletion_*, not the exporter's own deletion_audit_* self-metrics,
+    which are process-local): what a restart must serve unchanged, _created included."""
+    return sorted(
+        line
+        for line in text.splitlines()
+        if line.startswith("deletion_") and not line.startswith("deletion_audit_")
+    )
+
+
+def table_rows(dsn: str) -> tuple[int, int]:
+    """(count(*), max(id)) of the audit table."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM deletion_audit").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def exporter_backend(dsn: str) -> int:
+    """pid of the running exporter's poller backend (one exporter at a time in this bench)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'deletion-audit-exporter' "
+            "AND datname = current_database() ORDER BY backend_start DESC LIMIT 1"
+        ).fetchone()
+    if row is None:
+        raise RuntimeError("exporter backend not found in pg_stat_activity")
+    return int(row[0])
+
+
+STORES = ("file", "table")
+CHECKPOINT_TABLE = "deletion_audit_checkpoint"
+EXPORTER_ID = "bench"
+
+
+def store_args(store: str, n: int) -> list[str]:
+    if store == "file":
+        return ["--state-file", str(OUT / f"state-{n}.json")]
+    return ["--checkpoint-table", CHECKPOINT_TABLE, "--exporter-id", EXPORTER_ID]
+
+
+def start_exporter(dsn: str, store: str, n: int, tag: str) -> tuple[ManagedProcess, str]:
     port = free_port()
-    url = f"http://127.0.0.1:{port}/metrics"
     argv = [
         sys.executable,
         "-m",
@@ -186,24 +273,134 @@ def bench_exporter(dsn: str, n: int, burst: int) -> dict[str, float]:
         f"127.0.0.1:{port}",
         "--poll-interval",
         "1",
+        *store_args(store, n),
     ]
+    proc = ManagedProcess(argv, OUT / f"exporter-{n}-{store}-{tag}.log")
+    return proc, f"http://127.0.0.1:{port}/metrics"
+
+
+def stop_exporter(proc: ManagedProcess) -> None:
+    """SIGTERM and wait: the exporter writes its shutdown checkpoint before it exits."""
+    code = proc.stop(timeout=120)
+    if code != 0:
+        raise RuntimeError(f"exporter exited with {code}: {proc.log_tail()}")
+    if "checkpoint written" not in proc.log_path.read_text(errors="replace"):
+        raise RuntimeError(f"no shutdown checkpoint in the log: {proc.log_tail()}")
+
+
+def full_run(dsn: str, n: int, store: str, scrapes: bool) -> tuple[dict[str, float], list[str]]:
+    """Start-up by full aggregation (the store has no checkpoint yet), then SIGTERM."""
     res: dict[str, float] = {}
     started = time.monotonic()
-    with ManagedProcess(argv, OUT / f"exporter-{n}.log") as proc:
+    proc, url = start_exporter(dsn, store, n, "full")
+    try:
         wait_for(url, "deletion_requests_total{", proc)
         res["startup_s"] = time.monotonic() - started
-        res["scrape_p50_ms"], res["scrape_p99_ms"] = scrape_latency(url)
-        time.sleep(3)  # a few idle polls (interval 1 s): the steady-state database cost
-        res["idle_poll_ms"] = idle_poll_ms(url)
-        if burst:
-            fill_s = fill(dsn, burst, seed=99)  # one transaction: visible at once on commit
-            t0 = time.monotonic()
-            while ingested(url) < n + burst:
-                time.sleep(0.05)
-            res["burst_fill_s"] = fill_s
-            res["ingest_rows_per_s"] = burst / (time.monotonic() - t0)
-            res["scrape_p50_after_ms"], res["scrape_p99_after_ms"] = scrape_latency(url)
+        res["db_cpu_s"] = backend_cpu_s(exporter_backend(dsn))
+        text = get(url)
+        if startup_source(text) != "full_aggregation":
+            raise RuntimeError(f"expected a full aggregation, got {startup_source(text)}")
+        series = deletion_series(text)
+        if scrapes:
+            res["scrape_p50_ms"], res["scrape_p99_ms"] = scrape_latency(url)
+            time.sleep(3)  # a few idle polls (interval 1 s): the steady-state database cost
+            res["idle_poll_ms"] = idle_poll_ms(url)
+            res["peak_rss_mb"] = peak_rss_mb(proc.pid)
+        stop_exporter(proc)
+    finally:
+        proc.stop()
+    return res, series
+
+
+def restart_run(dsn: str, n: int, store: str, expected: list[str]) -> dict[str, Any]:
+    """A fresh process resuming from the shutdown checkpoint: start -> first complete scrape."""
+    count, _ = table_rows(dsn)
+    res: dict[str, Any] = {}
+    started = time.monotonic()
+    proc, url = start_exporter(dsn, store, n, "restart")
+    try:
+        wait_for(url, "deletion_requests_total{", proc)
+        res["restart_s"] = time.monotonic() - started
+        text = get(url)
+        res["source"] = startup_source(text)
+        res["initial_load_s"] = (
+            metric_values(text, "deletion_audit_initial_load_duration_seconds") or [float("nan")]
+        )[0]
+        res["requests_sum"] = sum(metric_values(text, "deletion_requests_total"))
+        res["rows"] = count
+        res["identical_series"] = deletion_series(text) == expected
+        res["correct"] = (
+            res["source"] == "checkpoint"
+            and res["requests_sum"] == count
+            and res["identical_series"]
+        )
+        deadline = time.monotonic() + 30  # the restarted process checkpoints right away
+        while time.monotonic() < deadline:
+            size = metric_values(get(url), "deletion_audit_checkpoint_size_bytes")
+            if size:
+                res["checkpoint_bytes"] = size[0]
+                break
+            time.sleep(0.1)
+        stop_exporter(proc)
+    finally:
+        proc.stop()
+    return res
+
+
+def write_cost_ms(dsn: str, n: int, store: str, writes: int) -> float:
+    """Median ms of `writes` write_checkpoint() calls of an in-process exporter resumed from the
+    store's checkpoint (the same store the command builds from the same flags)."""
+    cfg = ExporterConfig(dsn=dsn, poll_interval=1)
+    flags = argparse.Namespace(
+        state_file=str(OUT / f"state-{n}.json") if store == "file" else None,
+        checkpoint_table=CHECKPOINT_TABLE if store == "table" else None,
+        exporter_id=EXPORTER_ID,
+    )
+    exporter = AuditExporter(cfg, checkpoints=checkpoint_store(flags, cfg))
+    exporter._conn = connect(cfg)
+    try:
+        exporter.start_up()
+        if exporter.store.snapshot().startup_source != "checkpoint":
+            raise RuntimeError("the in-process exporter did not resume from the checkpoint")
+        times = []
+        for _ in range(writes):
+            started = time.perf_counter()
+            if not exporter.write_checkpoint(reason="bench"):
+                raise RuntimeError("write_checkpoint() failed")
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        exporter.stop()
+    return statistics.median(times)
+
+
+def ingest_run(dsn: str, n: int, burst: int) -> dict[str, float]:
+    """A burst committed at once into a table the exporter (resumed from its file checkpoint)
+    tails; against the bare GROUP BY over exactly the burst's rows."""
+    res: dict[str, float] = {}
+    _, max_id = table_rows(dsn)
+    proc, url = start_exporter(dsn, "file", n, "ingest")
+    try:
+        wait_for(url, "deletion_requests_total{", proc)
+        base = ingested(url)
+        backend = exporter_backend(dsn)
+        res["burst_fill_s"] = fill(dsn, burst, seed=99)  # one transaction: visible on commit
+        cpu0, t0 = backend_cpu_s(backend), time.monotonic()
+        while ingested(url) < base + burst:
+            if not proc.alive():
+                raise RuntimeError(f"exporter died: {proc.log_tail()}")
+            time.sleep(0.05)
+        res["ingest_s"] = time.monotonic() - t0
+        res["ingest_db_cpu_s"] = backend_cpu_s(backend) - cpu0
+        res["ingest_rows_per_s"] = burst / res["ingest_s"]
+        res["scrape_p50_after_ms"], res["scrape_p99_after_ms"] = scrape_latency(url)
+        count, _ = table_rows(dsn)
+        res["correct"] = float(sum(metric_values(get(url), "deletion_requests_total")) == count)
         res["peak_rss_mb"] = peak_rss_mb(proc.pid)
+    finally:
+        proc.stop()
+    bare = bare_group_by(dsn, f"id > {max_id}")
+    res["bare_burst_s"], res["bare_burst_cpu_s"] = bare["s"], bare["cpu_s"]
+    res["bare_burst_rows_per_s"] = burst / bare["s"]
     return res
 
 
@@ -259,12 +456,24 @@ queries:
 """
 
 
-def bench_query_exporter(dsn: str, n: int) -> dict[str, float] | None:
+def qe_venv() -> Path:
+    """bench/out/qe-venv with the pinned query-exporter and its psycopg driver (re-installed
+    when the pins change, or when a venv from an older bench lacks the driver)."""
     venv = OUT / "qe-venv"
-    exe = venv / "bin" / "query-exporter"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "query-exporter"], check=True)
+    stamp = venv / ".bench-pins"
+    pins = " ".join(QE_PACKAGES)
+    if not (stamp.exists() and stamp.read_text() == pins):
+        if not (venv / "bin" / "pip").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *QE_PACKAGES], check=True)
+        # The driver must import in that venv, or every query fails and the columns are blank.
+        subprocess.run([str(venv / "bin" / "python"), "-c", "import psycopg"], check=True)
+        stamp.write_text(pins)
+    return venv / "bin" / "query-exporter"
+
+
+def bench_query_exporter(dsn: str, n: int) -> dict[str, float] | None:
+    exe = qe_venv()
     cfg = OUT / "query-exporter.yaml"
     # SQLAlchemy URL for psycopg 3
     cfg.write_text(QE_CONFIG.format(dsn=dsn.replace("postgresql://", "postgresql+psycopg://")))
@@ -285,10 +494,42 @@ def bench_query_exporter(dsn: str, n: int) -> dict[str, float] | None:
     return res
 
 
+def bench_size(dsn: str, n: int, burst: int, writes: int, peer: bool) -> dict[str, Any]:
+    apply_sql_file(dsn, schema_path("deletion_audit.sql"))
+    apply_sql_file(dsn, schema_path("deletion_audit_checkpoint.sql"))
+    fill_s = fill(dsn, n)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE deletion_audit")
+    row: dict[str, Any] = {"rows": n, "fill_s": fill_s, "bare": bare_group_by(dsn)}
+    report = lambda: print(json.dumps(row), file=sys.stderr, flush=True)  # noqa: E731
+    report()
+    # The peer first: over exactly the rows our start-up reads (the burst comes last).
+    if peer:
+        row["query_exporter"] = bench_query_exporter(dsn, n)
+        report()
+    (OUT / f"state-{n}.json").unlink(missing_ok=True)
+    expected: list[str] = []
+    for store in STORES:
+        full, series = full_run(dsn, n, store, scrapes=store == "file")
+        expected = expected or series
+        if series != expected:
+            raise RuntimeError("two full aggregations of the same rows served different series")
+        row[f"full_{store}"] = full
+        row[f"restart_{store}"] = restart_run(dsn, n, store, expected)
+        report()
+    for store in STORES:
+        row[f"restart_{store}"]["write_ms"] = write_cost_ms(dsn, n, store, writes)
+    if burst:
+        row["ingest"] = ingest_run(dsn, n, burst)
+    report()
+    return row
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated sizes")
-    parser.add_argument("--burst", type=int, default=1_000_000)
+    parser.add_argument("--burst", type=int, default=1_000_000, help="0: no ingestion run")
+    parser.add_argument("--writes", type=int, default=50, help="checkpoint writes timed")
     parser.add_argument("--no-query-exporter", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -296,57 +537,129 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.rows.split(",") if s]
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}", flush=True)
+    started = datetime.now(UTC)
     results = []
     with PgCluster(settings={"shared_buffers": "512MB"}) as cluster:
         for i, n in enumerate(sizes):
             dsn = cluster.create_database(f"bench{n}")
-            apply_sql_file(dsn, schema_path("deletion_audit.sql"))
-            fill_s = fill(dsn, n)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE deletion_audit")
-            bare = min(psql_seconds(dsn, BARE_GROUP_BY) for _ in range(2))
-            row: dict[str, object] = {"rows": n, "fill_s": fill_s, "bare_group_by_s": bare}
             # The burst runs once (on the first size) to keep the run short.
-            row["exporter"] = bench_exporter(dsn, n, args.burst if i == 0 else 0)
-            if not args.no_query_exporter:
-                row["query_exporter"] = bench_query_exporter(dsn, n)
-            results.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            burst = args.burst if i == 0 else 0
+            results.append(bench_size(dsn, n, burst, args.writes, not args.no_query_exporter))
             with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE bench{n}")
-    print_table(results)
+    finished = datetime.now(UTC)
+    print(f"run: {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, load average {load()}")
+    print_tables(results)
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"machine": machine(), "results": results}, indent=2, default=str)
+        )
+    failed = [
+        f"{r['rows']:,} rows, {store}"
+        for r in results
+        for store in STORES
+        if not r[f"restart_{store}"]["correct"]
+    ]
+    if failed:
+        print(f"bench: restart with a checkpoint not correct: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
-def print_table(results: list[dict]) -> None:
-    def f(v: object, fmt: str = "{:.2f}") -> str:
-        return "-" if v is None else fmt.format(v)
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
-    print()
+
+def _f(v: object, fmt: str = "{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _ratio(v: float | None, base: float | None) -> str:
+    return "-" if v is None or not base else f"{v / base:.2f}x"
+
+
+def print_tables(results: list[dict[str, Any]]) -> None:
+    """Markdown tables: each figure with its ratio to the baseline measured in the same run."""
+    print("\nFull aggregation at start-up (no checkpoint yet) vs the bare GROUP BY:\n")
     print(
-        "| rows | COPY fill s | bare GROUP BY s (psql) | exporter start-up s | ratio to bare "
-        "| scrape p50 / p99 ms | ingest rows/s (burst) | peak RSS MB | query-exporter start-up s "
-        "| qe scrape p50 / p99 ms | qe RSS MB | qe / exporter start-up "
-        "| idle poll: exporter ms / qe full refresh s |"
+        "| rows | COPY fill s | bare GROUP BY s (db CPU s) | full start-up s, file store "
+        "| table store | ratio to bare (file / table) | exporter db CPU s (ratio to bare CPU) "
+        "| scrape p50 / p99 ms | peak RSS MB | idle poll ms |"
     )
-    print("|" + "---|" * 13)
+    print("|" + "---|" * 10)
     for r in results:
-        e = r["exporter"]
-        q = r.get("query_exporter") or {}
+        bare, ff, ft = r["bare"], r["full_file"], r["full_table"]
         print(
-            f"| {r['rows']:,} | {f(r['fill_s'], '{:.1f}')} | {f(r['bare_group_by_s'])} "
-            f"| {f(e['startup_s'])} | {f(e['startup_s'] / r['bare_group_by_s'])}x "
-            f"| {f(e['scrape_p50_ms'])} / {f(e['scrape_p99_ms'])} "
-            f"| {f(e.get('ingest_rows_per_s'), '{:,.0f}')} | {f(e['peak_rss_mb'], '{:.0f}')} "
-            f"| {f(q.get('startup_s'))} "
-            f"| {f(q.get('scrape_p50_ms'))} / {f(q.get('scrape_p99_ms'))} "
-            f"| {f(q.get('peak_rss_mb'), '{:.0f}')} "
-            f"| {f(q['startup_s'] / e['startup_s'] if q else None)}x "
-            f"| {f(e.get('idle_poll_ms'))} ms / {f(q.get('startup_s'))} s |"
+            f"| {r['rows']:,} | {_f(r['fill_s'], '{:.1f}')} | {_f(bare['s'])} "
+            f"({_f(bare['cpu_s'])}) | {_f(ff['startup_s'])} | {_f(ft['startup_s'])} "
+            f"| {_ratio(ff['startup_s'], bare['s'])} / {_ratio(ft['startup_s'], bare['s'])} "
+            f"| {_f(ff['db_cpu_s'])} ({_ratio(ff['db_cpu_s'], bare['cpu_s'])}) "
+            f"| {_f(ff.get('scrape_p50_ms'))} / {_f(ff.get('scrape_p99_ms'))} "
+            f"| {_f(ff.get('peak_rss_mb'), '{:.0f}')} | {_f(ff.get('idle_poll_ms'))} |"
         )
+    print("\nRestart with a checkpoint (SIGTERM, then a fresh process) vs the bare GROUP BY:\n")
+    print(
+        "| rows | store | restart s (start -> complete scrape) | ratio to bare "
+        "| ratio to full start-up | initial_load_duration s | checkpoint bytes "
+        "| write median ms | correct (source, sum = count(*), series identical) |"
+    )
+    print("|" + "---|" * 9)
+    for r in results:
+        for store in STORES:
+            x, full = r[f"restart_{store}"], r[f"full_{store}"]
+            check = (
+                f"{'yes' if x['correct'] else 'NO'} ({x['source']}, "
+                f"{x['requests_sum']:,.0f} = {x['rows']:,}, {x['identical_series']})"
+            )
+            print(
+                f"| {r['rows']:,} | {store} | {_f(x['restart_s'])} "
+                f"| {_ratio(x['restart_s'], r['bare']['s'])} "
+                f"| {_ratio(x['restart_s'], full['startup_s'])} "
+                f"| {_f(x['initial_load_s'], '{:.3f}')} "
+                f"| {_f(x.get('checkpoint_bytes'), '{:,.0f}')} "
+                f"| {_f(x.get('write_ms'))} | {check} |"
+            )
+    ingests = [r for r in results if r.get("ingest")]
+    if ingests:
+        print("\nIngestion of a burst committed at once vs the bare GROUP BY over the same rows:\n")
+        print(
+            "| table rows before | burst rows | commit -> all counted s | rows/s "
+            "| exporter db CPU s | bare GROUP BY over the burst s (db CPU s) | bare rows/s "
+            "| ingestion / bare (time) | scrape p50 / p99 ms after | peak RSS MB |"
+        )
+        print("|" + "---|" * 10)
+        for r in ingests:
+            g = r["ingest"]
+            burst = g["ingest_rows_per_s"] * g["ingest_s"]
+            print(
+                f"| {r['rows']:,} | {burst:,.0f} | {_f(g['ingest_s'])} "
+                f"| {_f(g['ingest_rows_per_s'], '{:,.0f}')} | {_f(g['ingest_db_cpu_s'])} "
+                f"| {_f(g['bare_burst_s'])} ({_f(g['bare_burst_cpu_s'])}) "
+                f"| {_f(g['bare_burst_rows_per_s'], '{:,.0f}')} "
+                f"| {_ratio(g['ingest_s'], g['bare_burst_s'])} "
+                f"| {_f(g['scrape_p50_after_ms'])} / {_f(g['scrape_p99_after_ms'])} "
+                f"| {_f(g['peak_rss_mb'], '{:.0f}')} |"
+            )
+    peers = [r for r in results if "query_exporter" in r]
+    if peers:
+        print("\nquery-exporter over the same rows (before the burst):\n")
+        print(
+            "| rows | qe start-up s | ratio to bare | ratio to our full start-up "
+            "| qe scrape p50 / p99 ms | qe RSS MB | qe full refresh s vs our idle poll ms |"
+        )
+        print("|" + "---|" * 7)
+        for r in peers:
+            q = r["query_exporter"] or {}
+            ours = r["full_file"]
+            print(
+                f"| {r['rows']:,} | {_f(q.get('startup_s'))} "
+                f"| {_ratio(q.get('startup_s'), r['bare']['s'])} "
+                f"| {_ratio(q.get('startup_s'), ours['startup_s'])} "
+                f"| {_f(q.get('scrape_p50_ms'))} / {_f(q.get('scrape_p99_ms'))} "
+                f"| {_f(q.get('peak_rss_mb'), '{:.0f}')} "
+                f"| {_f(q.get('startup_s'))} s / {_f(ours.get('idle_poll_ms'))} ms |"
+            )
 
 
 if __name__ == "__main__":
