@@ -206,8 +206,8 @@ def test_committed_config_passes_validation() -> None:
             "config: errorRateWindow: ",  # the duration parser's own message follows
         ),
         (
-            "      warning: 0.80,  // spec: > 80 % warning",
-            "      warning: true,  // spec: > 80 % warning",
+            "      warning: 0.80,  // R19: > 80 % warning",
+            "      warning: true,  // R19: > 80 % warning",
             "config: memory.warning: expected a number, got boolean true",
         ),
         (

@@ -267,9 +267,9 @@ def test_response_time_override_merges_with_the_info_level(boards, config):
 
 def test_editing_the_config_file_moves_the_colours(tmp_path, config, boards):
     text = CONFIG_PATH.read_text()
-    assert "warning: 5,  // spec: violations > 5 warning" in text
+    assert "warning: 5,  // R24: violations > 5 warning" in text
     edited = tmp_path / "config.libsonnet"
-    edited.write_text(text.replace("warning: 5,  // spec: violations > 5", "warning: 7,  //"))
+    edited.write_text(text.replace("warning: 5,  // R24: violations > 5", "warning: 7,  //"))
     moved = {b["uid"]: b for b in build_all(load_config(env={}, path=edited))}
     uid = config["dashboardUids"]["integrity"]
     title = "Integrity violations (all checks)"

@@ -1,5 +1,6 @@
 """Project lint beyond ruff: rule naming and annotations, dashboards, runbooks, test coverage,
-and config values repeated in Python instead of read from config.libsonnet.
+config values repeated in Python instead of read from config.libsonnet, and citations of the
+requirements (docs/requirements.md IDs, nothing outside the repository).
 
 Each lint module defines `lint() -> list[str]` returning one problem per string. Add new lint
 modules here; `make lint` fails when any returns a problem.
@@ -14,6 +15,7 @@ LINTERS: list[str] = [
     "deletion_monitor_tools.lint_rules",
     "deletion_monitor_tools.lint_dashboards",
     "deletion_monitor_tools.lint_config_literals",
+    "deletion_monitor_tools.lint_citations",
 ]
 
 

@@ -53,8 +53,8 @@
     // Label that identifies the monitored service in every alert, for inhibition and routing.
     serviceName: 'user-deletion',
 
-    // --- Error rate (spec 6.1 "Alert Conditions" and "Alert Severity Levels") -----------------
-    // Steady state: info > 0.5 %, warning > 1 %, critical > 2 % (spec "Alert Severity Levels").
+    // --- Error rate (R12 "Alert Conditions" and "Alert Severity Levels") -----------------
+    // Steady state: info > 0.5 %, warning > 1 %, critical > 2 % (R12 "Alert Severity Levels").
     // Detection (docs/alerting.md "Detection: fast where traffic holds the evidence, significant
     // where it is thin"): a level fires on the FAST path (the ratio over errorRateWindow above the
     // level, held errorRate.duration - window, with at least minFailures.fast failures in the
@@ -122,7 +122,7 @@
     // is active the steady-state ladder is silent: it covers every level the steady one has
     // (0.5 % and up), so one breach pages once, from the deploy ladder.
     postDeploy: {
-      window: 48 * 3600,  // spec: "Immediate Monitoring (24-48 hours)"
+      window: 48 * 3600,  // R13: "Immediate Monitoring (24-48 hours)"
       // What marks a deploy: the newest timestamp among these series. The audit exporter
       // publishes the first time each app_version appears in the audit log; a deploy pipeline
       // may push its own deletion_deploy_timestamp_seconds (e.g. to a Pushgateway) to start the
@@ -132,10 +132,10 @@
         'deletion_app_version_first_seen_timestamp_seconds{%s}' % $._config.auditExporterSelector,
         'deletion_deploy_timestamp_seconds',
       ],
-      errorRateCritical: 0.01,  // spec: > 1 % ... critical; ERROR_RATE_THRESHOLD overrides it
-      errorRateCriticalFor: 300,  // spec: "for 5 minutes" (from fault start, as errorRate.duration)
-      errorRateWarning: 0.005,  // spec: > 0.5 % ... warning
-      errorRateWarningFor: 600,  // spec: "for 10 minutes"
+      errorRateCritical: 0.01,  // R13: > 1 % ... critical; ERROR_RATE_THRESHOLD overrides it
+      errorRateCriticalFor: 300,  // R13: "for 5 minutes" (from fault start, as errorRate.duration)
+      errorRateWarning: 0.005,  // R13: > 0.5 % ... warning
+      errorRateWarningFor: 600,  // R13: "for 10 minutes"
     },
     // The window the error-rate fast path measures over: 5 min, the spec's shortest duration.
     errorRateWindow: '5m',
@@ -150,19 +150,19 @@
     // extrapolation moves a count of 10 by a fraction either way.
     minRequestsPerWindow: 9.5,
 
-    // --- Failure classes (spec "Failure Classification") ---------------------------------------
+    // --- Failure classes (R2 "Failure Classification") ---------------------------------------
     // Counted over a sliding hour (window), compared after rounding: increase() extrapolates
     // 5 timeouts in an hour to ~5.08, which must not count as "more than 5". `for` is 0 because
     // the hour window already is the duration the spec asks for.
-    timeoutsPerHour: { warning: 5, window: '1h', 'for': 0 },  // spec: "Timeout errors > 5 per hour"
-    // spec: "Authorization failures > 10 per hour = Security Alert".
+    timeoutsPerHour: { warning: 5, window: '1h', 'for': 0 },  // R14: "Timeout errors > 5 per hour"
+    // R15: "Authorization failures > 10 per hour = Security Alert".
     authorizationFailuresPerHour: { warning: 10, window: '1h', 'for': 0 },
 
-    // --- Latency (spec "Performance Targets" and "Alert Severity Levels") ---------------------
+    // --- Latency (R16 "Performance Targets" and "Alert Severity Levels") ---------------------
     latency: {
-      averageTarget: 2,  // spec: average deletion time < 2 s
-      p95Target: 5,  // spec: P95 deletion time < 5 s
-      // Response-time ladder on p95 (spec: info > 3 s, warning > 5 s, critical > 10 s).
+      averageTarget: 2,  // R16: average deletion time < 2 s
+      p95Target: 5,  // R16: P95 deletion time < 5 s
+      // Response-time ladder on p95 (R17: info > 3 s, warning > 5 s, critical > 10 s).
       // RESPONSE_TIME_THRESHOLD (ms) overrides `warning` (src/deletion_monitor/common/config.py).
       // Every level is a bucket boundary, so "p95 above T" is exactly "more than 5 % of the
       // deletions slower than T": the alerts count those slow deletions from the buckets.
@@ -196,22 +196,22 @@
     // latency threshold above must be a bucket boundary so that "above 5 s" is exact.
     durationBuckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30],
 
-    // --- Memory (spec "Memory Usage During Complex Deletions") ---------------------------------
+    // --- Memory (R8 "Memory Usage During Complex Deletions") ---------------------------------
     memory: {
-      warning: 0.80,  // spec: > 80 % warning
-      critical: 0.90,  // spec: > 90 % critical
+      warning: 0.80,  // R19: > 80 % warning
+      critical: 0.90,  // R19: > 90 % critical
       // A GC cycle or one large cascade deletion spikes memory for seconds, not minutes, so
       // both levels wait minutes. Critical waits 3 min, not 5: the spec's mean time to alert is
       // < 5 minutes, and a page arrives after scrape (<= 15 s) + evaluation (<= 60 s) + `for` +
       // the critical route's group_wait (10 s): 3 min keeps that under 4m30s, 5 min took ~6.
       // Warning keeps 5 min (Slack, nobody is woken).
       'for': { warning: 300, critical: 180 },
-      // spec: "Memory increase > 30 % from baseline = Investigation Alert" (info). Baseline is
+      // R20: "Memory increase > 30 % from baseline = Investigation Alert" (info). Baseline is
       // the 7-day median of the 1h average, so a slow leak cannot become its own baseline fast.
       baselineIncrease: 0.30,
       baselineWindow: '7d',
       baselineFor: 1800,  // 30 min above the baseline: a trend, not one complex deletion
-      // spec "Memory usage increase < 20 % from baseline" target, shown on dashboards.
+      // R20 "Memory usage increase < 20 % from baseline" target, shown on dashboards.
       baselineIncreaseTarget: 0.20,
       // predict_linear horizon: alert (info) if memory will reach its limit within 4 h,
       // extrapolating the trend of the last predictWindow, held for predictFor.
@@ -220,17 +220,17 @@
       predictFor: 1800,
     },
 
-    // --- Database connection pool (spec: pool usage < 80 %) ------------------------------------
+    // --- Database connection pool (R21: pool usage < 80 %) ------------------------------------
     pool: { warning: 0.80, 'for': 600 },
 
-    // --- p99 response time (spec "Response Times: Average, P95, P99") ----------------------------
+    // --- p99 response time (R18 "Response Times: Average, P95, P99") ----------------------------
     // The spec sets no p99 target. The recorded p99 above 10 s (the spec's "severe degradation"
     // response time, a durationBuckets boundary) for 10 min is a warning: one deletion in a
     // hundred is that slow while the p95 ladder may still be quiet. A p99 needs more requests
     // than a p95 to mean anything: at least 20 deletions in the window.
     latencyP99: { warning: 10, 'for': 600, window: '5m', minRequestsPerWindow: 20 },
 
-    // --- CPU, GC, query time, utilisation (spec "System Resources", "Garbage Collection
+    // --- CPU, GC, query time, utilisation (R22 "System Resources", "Garbage Collection
     // Impact", "Database Performance", "System Resource Utilization < 70 % average") ---------
     // The app's CPU is rate(appCpuMetric) (prometheus-client's process collector) divided by
     // the cores it may use (appCpuLimitMetric, a gauge the app exports like its memory limit).
@@ -238,10 +238,10 @@
     // is normal, a quarter of an hour near the limit means latency is next). No critical: CPU is
     // a cause, and the p95/error-rate alerts page on the symptom users feel.
     cpu: { warning: 0.80, 'for': 900, window: '5m' },
-    // spec "System Resource Utilization: < 70 % average": a capacity target, not an incident.
+    // R23 "System Resource Utilization: < 70 % average": a capacity target, not an incident.
     // Info (digest) when the 1-day average of CPU or memory use exceeds it for an hour.
     utilisation: { target: 0.70, window: '1d', 'for': 3600 },
-    // spec "Garbage Collection Impact: Track GC frequency and duration". No level in the spec:
+    // R22 "Garbage Collection Impact: Track GC frequency and duration". No level in the spec:
     // - time: more than 10 % of wall time inside collections (appGcDurationMetric, the demo
     //   app's gc.callbacks histogram) over 5 min, held 15 min, is a warning (every request
     //   stalls behind it; at 25 % latency alerts usually follow);
@@ -255,20 +255,20 @@
       frequencyFor: 1800,
       window: '5m',
     },
-    // spec "Database Performance: query execution times". No level in the spec; derived from
+    // R22 "Database Performance: query execution times". No level in the spec; derived from
     // the deletion targets: one query taking 1 s at p95 spends half the 2 s average-deletion
     // budget (warning), 2.5 s the whole of it in one statement (critical would be the p95/average
     // deletion alerts, which page on the symptom; this one stays a warning). Both are buckets of
     // dbQueryBuckets (exact, not interpolated). Needs this many queries in the window.
     dbQuery: { p95Warning: 1, 'for': 600, window: '5m', minQueriesPerWindow: 20 },
     dbQueryBuckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    // spec "Error Trends: monitor rate of change in error patterns" (rate and latency trends
+    // R3 "Error Trends: monitor rate of change in error patterns" (rate and latency trends
     // are DeletionRateAnomaly / DeletionLatencyAnomaly). Per failure class: the last hour's
     // failure rate is at least `factor` times its rate over the last day, with at least
     // `minFailures` failures in that hour (3 failures at night are no trend). Info: a trend to
     // look at in the digest; the error-rate ladder pages on the level itself.
     errorTrend: { factor: 3, window: '1h', baseline: '1d', minFailures: 5, 'for': 900 },
-    // spec "System Uptime > 99.9 %", measured by the blackbox probe of the endpoint
+    // R72 "System Uptime > 99.9 %", measured by the blackbox probe of the endpoint
     // (authProbeSelector: probe_success is 0 when the endpoint does not answer 401/403 to a
     // bogus token, down included). Alert on the budget burn (SRE workbook ticket pair): failed
     // probes over both `long` and `short` above factor x (1 - target) = 0.3 % (about 4 min a
@@ -276,17 +276,17 @@
     // DeletionEndpointAuthProbeFailed.
     uptime: { target: 0.999, long: '1d', short: '2h', factor: 3, 'for': 3600 },
 
-    // --- Data integrity (spec "Data Quality Targets" and severity levels) ----------------------
+    // --- Data integrity (R39 "Data Quality Targets" and severity levels) ----------------------
     integrity: {
-      // Orphaned records: zero tolerance (spec). Any orphan is at least a warning.
+      // Orphaned records: zero tolerance (R38). Any orphan is at least a warning.
       orphanTolerance: 0,
-      // Violation categories that mean "rows left behind by a deletion" (spec "Orphaned
+      // Violation categories that mean "rows left behind by a deletion" (R38 "Orphaned
       // Record Detection Queries": FK violations, orphaned accounts/sessions/addresses,
       // dispatches, file uploads).
       orphanCategories: ['foreign_key', 'cascade', 'manual_cleanup'],
-      warning: 5,  // spec: violations > 5 warning
-      critical: 10,  // spec: violations > 10 critical (the old scripts used >= 10; we keep > 10)
-      // spec: detection time < 15 min for integrity issues. Checks must have succeeded within
+      warning: 5,  // R24: violations > 5 warning
+      critical: 10,  // R24: violations > 10 critical (the old scripts used >= 10; we keep > 10)
+      // R43: detection time < 15 min for integrity issues. Checks must have succeeded within
       // this age or IntegrityChecksStale fires.
       maxResultAge: 900,
       'for': 0,
@@ -298,16 +298,16 @@
       completenessWindow: '1h',
       forbiddenWindow: '1h',
       // Non-orphan violations (every category outside orphanCategories): zero tolerance too
-      // (spec "Integrity Violations: 0 tolerance"), warning at the first one; the > 5 / > 10
+      // (R39 "Integrity Violations: 0 tolerance"), warning at the first one; the > 5 / > 10
       // ladder above still applies to the total.
       violationTolerance: 0,
-      // spec "Resolution Time < 4 hours for data integrity issues": a check that has reported
+      // R44 "Resolution Time < 4 hours for data integrity issues": a check that has reported
       // violations continuously for this long has missed the target (warning: a ticket for
       // the data owner, nobody is woken; the data is wrong already, not getting worse).
       resolutionTarget: 4 * 3600,
     },
 
-    // --- SLO (spec "Deletion Success Rate > 99 %") ---------------------------------------------
+    // --- SLO (R71 "Deletion Success Rate > 99 %") ---------------------------------------------
     slo: {
       target: 0.99,
       period: '30d',
@@ -345,7 +345,7 @@
       anomaly: 'anomaly',  // info only: the daily digest, never a page
     },
 
-    // --- Escalation (spec "Alert Routing and Escalation") --------------------------------------
+    // --- Escalation (R27 "Alert Routing and Escalation") --------------------------------------
     // Once per incident, not once per alert: while at least one critical alert of an incident
     // has been FIRING (not pending) without a break for `senior` seconds, the incident raises
     // DeletionEscalationSenior, after `manager` seconds DeletionEscalationManager (labelled by
@@ -353,15 +353,15 @@
     // resolves. Both are >= Prometheus' for-grace-period (10m), so the clock survives a
     // Prometheus restart.
     escalation: {
-      senior: 15 * 60,  // spec: not resolved in 15 min -> senior engineer
-      manager: 30 * 60,  // spec: not resolved in 30 min -> manager
+      senior: 15 * 60,  // R27: not resolved in 15 min -> senior engineer
+      manager: 30 * 60,  // R27: not resolved in 30 min -> manager
       // An alert keeps its incident's escalation clock running only if it stops within this
       // long of the fault stopping. The burn-rate pairs whose short window is longer (6h/30m:
       // still firing up to 30 min after a fix) would page the senior engineer or the manager
       // for a fault already fixed; they page on-call with their incident, but do not escalate.
       maxLag: 300,
     },
-    // Which alerts escalate: spec "Alert Routing and Escalation" escalates only the PagerDuty
+    // Which alerts escalate: R27 "Alert Routing and Escalation" escalates only the PagerDuty
     // (critical) path; warnings go to Slack and info to the digest, without escalation.
     escalationSeverity: 'critical',
 
@@ -401,7 +401,7 @@
     // Auth probe failing this long: two probes in a row at the blackbox 60 s interval.
     authProbeFor: 120,
 
-    // --- Anomalies (spec "Trend Analysis", "Unusual Usage Patterns") --------------------------
+    // --- Anomalies (R25 "Trend Analysis", "Unusual Usage Patterns") --------------------------
     // z = (x - avg over window) / stddev over window of the 1h rate and the 1h average latency;
     // z beyond +-3 (rate) or above 3 (latency; faster is no anomaly) held for 30 min is "far
     // outside the usual band" (info only): 3 sigma covers ~99.7 % of ordinary hours.
@@ -431,11 +431,11 @@
       executive: 'deletion-executive',
     },
 
-    // --- Retention (spec "Data Retention Policies") ---------------------------------------------
+    // --- Retention (R57 "Data Retention Policies") ---------------------------------------------
     retention: {
-      prometheusMetrics: '365d',  // spec: performance metrics 1 year
-      integrityReports: '730d',  // spec: integrity reports 2 years
-      monitoringLogs: '90d',  // spec: monitoring logs 90 days
+      prometheusMetrics: '365d',  // R57: performance metrics 1 year
+      integrityReports: '730d',  // R58: integrity reports 2 years
+      monitoringLogs: '90d',  // R58: monitoring logs 90 days
       auditLog: '7y (the application owns this table and its retention)',
     },
 
@@ -496,7 +496,7 @@
         heartbeatToken: 'heartbeat_token',
       },
       slack: {
-        opsChannel: '#ops-alerts',  // spec: "Alerts sent to #ops-alerts channel"
+        opsChannel: '#ops-alerts',  // R30: "Alerts sent to #ops-alerts channel"
         securityChannel: '#security-alerts',
       },
       pagerduty: {
@@ -504,7 +504,7 @@
         url: 'https://events.pagerduty.com/v2/enqueue',
       },
       email: {
-        to: 'ops@ready-set.app',  // spec: ALERT_EMAIL (daily digest)
+        to: 'ops@ready-set.app',  // R30: ALERT_EMAIL (daily digest)
         from: 'alertmanager@ready-set.app',
         smarthost: 'smtp.ready-set.app:587',
         authUsername: 'alertmanager@ready-set.app',
