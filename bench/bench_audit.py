@@ -4,11 +4,11 @@ For each table size (default 1 M and 10 M rows, filled with COPY), in this order
 next to its baseline measured in the same run (a ratio to a figure from another run is noise on
 a shared machine):
 - bare GROUP BY: the plain queries that compute the same numbers, on one connection (the floor);
-  wall time and the CPU seconds of its database backend;
+  wall time and the CPU seconds of the database (backends and parallel workers);
 - query-exporter (PyPI, own venv under bench/out/, pinned with its psycopg driver) computing the
   same counters by aggregate queries, over exactly the rows our start-up reads (before the burst);
 - full aggregation: process start -> first scrape with the deletion counters (no checkpoint yet),
-  the backend's CPU seconds, scrape latency p50/p99 (300 scrapes), idle poll, peak RSS (VmHWM);
+  the database CPU seconds, scrape latency p50/p99 (300 scrapes), idle poll, peak RSS (VmHWM);
   measured once per checkpoint store (file, then table: neither has a checkpoint yet);
 - restart with a checkpoint: SIGTERM (the shutdown checkpoint is written), then a fresh process
   start -> first complete scrape, with --state-file and with --checkpoint-table; its
@@ -126,27 +126,45 @@ def fill(dsn: str, n: int, seed: int = 1) -> float:
     return time.monotonic() - started
 
 
-def backend_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used: a database backend of the local cluster.
+def _cpu_ticks(stat: str, children: bool = False) -> int:
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks + (int(fields[13]) + int(fields[14]) if children else 0)  # cutime, cstime
 
-    Wall times on a shared 2-core box swing with other jobs; the backend's CPU time says how
-    much work the database did, whatever else was running.
+
+def database_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by the bench's PostgreSQL cluster: the postmaster,
+    every live backend and worker, and the ones that have exited (their time is added to the
+    postmaster's children's time when it reaps them).
+
+    Wall times on a shared 2-core box swing with other jobs; the database's CPU time says how
+    much work it did, whatever else was running. Parallel workers (the bare GROUP BYs use them)
+    are included; autovacuum too, when it runs during a measurement.
     """
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = _cpu_ticks(Path(f"/proc/{POSTMASTER[0]}/stat").read_text(), children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        if int(text.rsplit(")", 1)[1].split()[1]) == POSTMASTER[0]:
+            total += _cpu_ticks(text)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+POSTMASTER = [0]  # pid of the bench cluster's postmaster (set in main)
 
 
 def bare_group_by(dsn: str, cond: str = "true", runs: int = 2) -> dict[str, float]:
     """Best of `runs` of the bare GROUP BY queries on one plain connection (default settings,
-    as in psql): wall seconds and the backend's CPU seconds of that run."""
+    as in psql): wall seconds and the database's CPU seconds of that run."""
     best: dict[str, float] = {}
     for _ in range(runs):
         with psycopg.connect(dsn, autocommit=True) as conn:
-            pid = conn.info.backend_pid
-            cpu0, started = backend_cpu_s(pid), time.monotonic()
+            cpu0, started = database_cpu_s(), time.monotonic()
             for stmt in BARE_GROUP_BY.format(cond=cond).split(";"):
                 conn.execute(stmt).fetchall()
-            wall, cpu = time.monotonic() - started, backend_cpu_s(pid) - cpu0
+            wall, cpu = time.monotonic() - started, database_cpu_s() - cpu0
         if not best or wall < best["s"]:
             best = {"s": wall, "cpu_s": cpu}
     return best
@@ -237,18 +255,6 @@ def table_rows(dsn: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def exporter_backend(dsn: str) -> int:
-    """pid of the running exporter's poller backend (one exporter at a time in this bench)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'deletion-audit-exporter' "
-            "AND datname = current_database() ORDER BY backend_start DESC LIMIT 1"
-        ).fetchone()
-    if row is None:
-        raise RuntimeError("exporter backend not found in pg_stat_activity")
-    return int(row[0])
-
-
 STORES = ("file", "table")
 CHECKPOINT_TABLE = "deletion_audit_checkpoint"
 EXPORTER_ID = "bench"
@@ -291,12 +297,12 @@ def stop_exporter(proc: ManagedProcess) -> None:
 def full_run(dsn: str, n: int, store: str, scrapes: bool) -> tuple[dict[str, float], list[str]]:
     """Start-up by full aggregation (the store has no checkpoint yet), then SIGTERM."""
     res: dict[str, float] = {}
-    started = time.monotonic()
+    cpu0, started = database_cpu_s(), time.monotonic()
     proc, url = start_exporter(dsn, store, n, "full")
     try:
         wait_for(url, "deletion_requests_total{", proc)
         res["startup_s"] = time.monotonic() - started
-        res["db_cpu_s"] = backend_cpu_s(exporter_backend(dsn))
+        res["db_cpu_s"] = database_cpu_s() - cpu0
         text = get(url)
         if startup_source(text) != "full_aggregation":
             raise RuntimeError(f"expected a full aggregation, got {startup_source(text)}")
@@ -382,15 +388,14 @@ def ingest_run(dsn: str, n: int, burst: int) -> dict[str, float]:
     try:
         wait_for(url, "deletion_requests_total{", proc)
         base = ingested(url)
-        backend = exporter_backend(dsn)
         res["burst_fill_s"] = fill(dsn, burst, seed=99)  # one transaction: visible on commit
-        cpu0, t0 = backend_cpu_s(backend), time.monotonic()
+        cpu0, t0 = database_cpu_s(), time.monotonic()
         while ingested(url) < base + burst:
             if not proc.alive():
                 raise RuntimeError(f"exporter died: {proc.log_tail()}")
             time.sleep(0.05)
         res["ingest_s"] = time.monotonic() - t0
-        res["ingest_db_cpu_s"] = backend_cpu_s(backend) - cpu0
+        res["ingest_db_cpu_s"] = database_cpu_s() - cpu0
         res["ingest_rows_per_s"] = burst / res["ingest_s"]
         res["scrape_p50_after_ms"], res["scrape_p99_after_ms"] = scrape_latency(url)
         count, _ = table_rows(dsn)
@@ -541,6 +546,7 @@ def main() -> int:
     started = datetime.now(UTC)
     results = []
     with PgCluster(settings={"shared_buffers": "512MB"}) as cluster:
+        POSTMASTER[0] = int((cluster.data / "postmaster.pid").read_text().split()[0])
         for i, n in enumerate(sizes):
             dsn = cluster.create_database(f"bench{n}")
             # The burst runs once (on the first size) to keep the run short.
