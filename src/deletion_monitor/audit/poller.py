@@ -180,6 +180,7 @@ class AuditExporter:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.cfg)
+                plan_hashed_grouping_sets(self._conn)
             if self._cursor is None:
                 self.start_up()
             else:
@@ -220,11 +221,14 @@ class AuditExporter:
             "hi_tx": str(hi[0]),
             "hi_id": hi[1],
         }
-        groups = conn.execute(self._sql["agg"], params).fetchall()
-        tables = [
-            (r["table_name"], int(r["rows"]))
-            for r in conn.execute(self._sql["tables"], params).fetchall()
-        ]
+        # One statement for every family (see AGGREGATE_SQL): the 'table' rows are the
+        # per-table sums, the others the label groups.
+        groups, tables = [], []
+        for r in conn.execute(self._sql["agg"], params).fetchall():
+            if r["kind"] == "table":
+                tables.append((r["table_name"], int(r["tsum"])))
+            else:
+                groups.append(r)
         known = store.table_names()
         new = [t for t, _ in tables if t not in known]
         if len(known) + len(new) > self.cfg.max_tables:
@@ -489,17 +493,16 @@ class AuditExporter:
                 if end is None:
                     break
                 hi: Cursor = (int(end["tx"]), int(end["id"]))
-                delta = self._aggregate(conn, self._cursor, hi, self.store)
+                batch, invalid, merged = self._tail_range(conn, self._cursor, hi)
             # The rows and the lag of the cursor they move to, in one step: a scrape in between
             # would show a row counted and still held back.
-            self.store.apply(delta, cursor=hi, **self._held_fields(conn, hi))
+            held = self._held_fields(conn, hi)
+            if isinstance(merged, Delta):
+                self.store.apply(merged, cursor=hi, **held)
+            else:
+                loaded = self.store.snapshot().loaded  # still False while resuming
+                self.store.publish_rows(merged, loaded=loaded, cursor=hi, **held)
             self._cursor, applied = hi, True
-            batch = delta_rows(delta)
-            invalid = {
-                g["invalid"]: int(g["n"])
-                for g in delta.groups
-                if g["kind"] == "rows" and g["invalid"]
-            }
             if invalid:
                 log.warning("skipped malformed audit rows", extra={"by_reason": invalid})
             total += batch
@@ -507,6 +510,54 @@ class AuditExporter:
                 break
         self._after_poll(conn, held_stored=applied)
         return total
+
+    def _tail_range(
+        self, conn: psycopg.Connection[Any], lo: Cursor, hi: Cursor
+    ) -> tuple[int, dict[str, int], Delta | AuditState]:
+        """Aggregate the rows (lo, hi] of one poll's snapshot: (rows, malformed rows by reason,
+        what to store: one Delta, or the merged state when the range took several chunks).
+
+        A range longer than --initial-chunk-rows (a burst, a backlog after an outage, the
+        catch-up after a restart) is cut into chunks as at start-up, in the same snapshot: each
+        statement's temp space (the materialized rows of AGGREGATE_SQL) and the planner's row
+        estimates stay those of one chunk, whatever the backlog. The chunks are merged into a
+        private copy of the state and stored in one step, as one aggregate would be.
+        """
+        skip = max(self.cfg.initial_chunk_rows, 1) - 1
+        invalid: dict[str, int] = {}
+
+        def chunk_end(start: Cursor) -> Cursor:
+            row = conn.execute(
+                self._sql["chunk_end"],
+                {
+                    "lo_tx": str(start[0]),
+                    "lo_id": start[1],
+                    "hi_tx": str(hi[0]),
+                    "hi_id": hi[1],
+                    "skip": skip,
+                },
+            ).fetchone()
+            return (int(row["tx"]), int(row["id"])) if row else hi
+
+        def count(delta: Delta) -> int:
+            for g in delta.groups:
+                if g["kind"] == "rows" and g["invalid"]:
+                    invalid[g["invalid"]] = invalid.get(g["invalid"], 0) + int(g["n"])
+            return delta_rows(delta)
+
+        upto = chunk_end(lo)
+        if upto == hi:  # the common case: one chunk, one Delta
+            delta = self._aggregate(conn, lo, hi, self.store)
+            return count(delta), invalid, delta
+        private = AuditStateStore(self.store.snapshot())
+        rows = 0
+        while True:
+            delta = self._aggregate(conn, lo, upto, private)
+            private.apply(delta)
+            rows += count(delta)
+            if upto == hi:
+                return rows, invalid, private.snapshot()
+            lo, upto = upto, chunk_end(upto)
 
     def _after_poll(self, conn: psycopg.Connection[Any], *, held_stored: bool) -> None:
         """The held-back fields of the cursor (unless the last batch just stored them: one
@@ -573,6 +624,22 @@ class AuditExporter:
                     extra={"table": self.cfg.table, "unaccounted_rows": unaccounted},
                 )
         self.store.update(rows_unaccounted=unaccounted)
+
+
+# hash_mem = work_mem (64 MB, see exporter.connect) x this, for the planner's choice. Where the
+# audit table has statistics (start-up, a tail batch after autoanalyze) the planner estimates
+# about one group per row for the computed label columns, finds that hashing every grouping set
+# of AGGREGATE_SQL would exceed hash_mem, and sorts the input for some sets instead (an external
+# merge of every row, measured at a third of a start-up chunk). There are a few hundred groups
+# (bounded labels), so hashing them all is always the cheaper plan; the table still spills to
+# disk once it really grows past the limit (hostile label values), at 512 MB instead of 128 MB.
+HASH_MEM_MULTIPLIER = 8
+
+
+def plan_hashed_grouping_sets(conn: psycopg.Connection[Any]) -> None:
+    """Let the planner hash every grouping set of AGGREGATE_SQL (PostgreSQL 13+)."""
+    with contextlib.suppress(psycopg.errors.UndefinedObject):
+        conn.execute(f"SET hash_mem_multiplier = {HASH_MEM_MULTIPLIER}")
 
 
 def backoff_delay(failures: int, base: float, cap: float) -> float:
