@@ -26,6 +26,7 @@ RENDERERS: list[str] = [
     "deletion_monitor_tools.render_prometheusrule",
     "deletion_monitor_tools.render_alertmanager",
     "deletion_monitor_tools.render_dashboards",
+    "deletion_monitor_tools.render_ha",
 ]
 
 
