@@ -281,8 +281,14 @@ class HaTopology:
             remote_write_url=f"{self.url('vm')}/api/v1/write" if long_term else None,
         )
         if long_term:
-            # The store pushes one batch a second at this size: keep the queue flushing fast.
-            config["remote_write"][0]["queue_config"] = {"batch_send_deadline": "1s"}
+            # Compressed like the rules: a batch at least every second, and retries at most
+            # 500 ms apart (5 s by default). With the default, a store that is down sees one
+            # retry per 5 s, and the compressed 5 s rate window of PrometheusRemoteWriteFailing
+            # is empty (0/0) between two retries: its `for` would restart each time.
+            config["remote_write"][0]["queue_config"] = {
+                "batch_send_deadline": "1s",
+                "max_backoff": "500ms",
+            }
         path = self.workdir / f"{name}.yml"
         # First without rules, as the e2e stack does: a compressed `absent(up)` would page
         # "exporter down" before the first scrape. load_rules() adds them once targets are up.
