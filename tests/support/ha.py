@@ -345,7 +345,7 @@ class HaTopology:
     def firing(self, name: str, api: str = "/api/v1/alerts") -> list[dict[str, str]]:
         """Labels of the alerts a Prometheus (or vmalert) holds as firing now."""
         try:
-            alerts = get_json(self.url(name) + api)["data"]["alerts"]
+            alerts = get_json(self.url(name) + api)["data"]["alerts"] or []
         except (OSError, ValueError, KeyError):
             return []
         return [a["labels"] for a in alerts if a.get("state") == "firing"]
