@@ -183,6 +183,42 @@ function(config) {
         + ' database: they were copied from another cluster and the exporter will never ingest them.',
         uid.postDeploy,
       ),
+      alert(
+        'DeletionAuditCheckpointStale',
+        'warning',
+        'meta',
+        'audit',
+        // Either the last checkpoint is too old, or writes fail and none succeeded in the window
+        // (an exporter whose store failed from its start has no last-write time at all).
+        |||
+          time() - deletion_audit_checkpoint_last_write_timestamp_seconds{%(s)s} > %(t)s
+          or
+          (increase(deletion_audit_checkpoint_write_errors_total{%(s)s}[%(w)s]) > 0
+           unless on (job, instance) increase(deletion_audit_checkpoint_writes_total{%(s)s}[%(w)s]) > 0)
+        ||| % { s: audit, t: num(sec(config.auditCheckpointMaxAge)), w: d(config.auditCheckpointMaxAge) },
+        0,
+        'The audit exporter has stopped writing checkpoints.',
+        'The audit exporter on {{ $labels.instance }} has written no checkpoint for more than '
+        + d(config.auditCheckpointMaxAge) + ' ({{ $value | printf "%.0f" }}: seconds since the last one,'
+        + ' or failed writes): its next restart re-aggregates the whole audit table.',
+        uid.postDeploy,
+      ),
+      alert(
+        'DeletionIntegrityCheckNoLongerApplicable',
+        'warning',
+        'meta',
+        'integrity',
+        |||
+          deletion_integrity_check_applicable{%(s)s} == 0
+          and on (job, instance, check)
+          max_over_time(deletion_integrity_check_applicable{%(s)s}[%(w)s]) == 1
+        ||| % { s: integ, w: config.integrity.notApplicableWindow },
+        config.integrity.checkFailingFor,
+        'An integrity check no longer applies.',
+        'Integrity check {{ $labels.check }} ran within the last ' + config.integrity.notApplicableWindow
+        + ' but its tables are gone now (applicable = {{ $value }}): it guards nothing.',
+        uid.integrity,
+      ),
       replicaDown('DeletionAuditExporterReplicaDown', 'audit', audit, 'deletion_audit_up', 'audit', uid.postDeploy),
       replicaDown('DeletionIntegrityExporterReplicaDown', 'integrity', integ, 'deletion_integrity_up', 'integrity', uid.integrity),
       alert(

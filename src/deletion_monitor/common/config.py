@@ -255,6 +255,7 @@ SCHEMA: Schema = {
         "forbiddenWindow": _WINDOW,
         "violationTolerance": _NON_NEGATIVE,
         "resolutionTarget": _POSITIVE,
+        "notApplicableWindow": _WINDOW,
     },
     "slo": {"target": _RATIO, "period": _WINDOW},
     "escalation": {"senior": _POSITIVE, "manager": _POSITIVE, "maxLag": _NON_NEGATIVE},

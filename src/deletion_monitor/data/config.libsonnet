@@ -305,6 +305,11 @@
       // violations continuously for this long has missed the target (warning: a ticket for
       // the data owner, nobody is woken; the data is wrong already, not getting worse).
       resolutionTarget: 4 * 3600,
+      // A check that applied within this window and no longer does (its tables are gone:
+      // renamed or dropped by a migration) stops guarding anything without failing: warning
+      // after checkFailingFor. A week: long enough to catch a migration shipped on a Friday,
+      // short enough that a table dropped on purpose stops warning by itself.
+      notApplicableWindow: '7d',
     },
 
     // --- SLO (R71 "Deletion Success Rate > 99 %") ---------------------------------------------
@@ -391,6 +396,11 @@
     // longer than this means rows reach Prometheus late and alerts lag behind reality.
     auditMaxCursorLag: 300,
     auditCursorLagFor: 300,
+    // Audit exporter checkpoints (docs/audit-log.md, "Checkpoints") are written every
+    // --checkpoint-interval (60 s by default; raise this with it). None written for this long
+    // (store unwritable, disk full, a grant lost) means the next restart re-aggregates the
+    // whole table, or resumes from an old cursor: warning, the live counters are unaffected.
+    auditCheckpointMaxAge: 900,
     // Rows the exporter could not parse, counted over this window (any is a bug upstream).
     invalidRowsWindow: '1h',
     // Prometheus failing to evaluate a rule means alerts silently do not fire.
