@@ -467,3 +467,46 @@ def test_the_build_stage_builds_the_three_wheels_from_what_it_copies(tmp_path: P
     assert not [
         n for n in names if n.startswith(("deletion_monitor_tools", "deletion_monitor_demo"))
     ]
+
+
+# --- Profile `ha` (issue 14, docs/scaling.md) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resolved_ha() -> dict[str, Any]:
+    result = _compose("--profile", "ha", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_ha_profile_is_opt_in_and_valid(
+    resolved: dict[str, Any], resolved_ha: dict[str, Any]
+) -> None:
+    ha = {"prometheus-a", "prometheus-b", "victoria-metrics", "vmalert"}
+    assert not ha & set(resolved["services"]), "the HA services must need --profile ha"
+    assert ha <= set(resolved_ha["services"])
+    assert _compose("--profile", "ha", "config", "-q").returncode == 0
+
+
+def test_ha_services_use_the_rendered_configs_and_the_configured_retention(
+    resolved_ha: dict[str, Any],
+) -> None:
+    from deletion_monitor.common.config import load_config
+
+    cfg = load_config(env={})
+    services = resolved_ha["services"]
+    for replica in ("prometheus-a", "prometheus-b"):
+        sources = {
+            Path(v["source"]).relative_to(REPO_ROOT).as_posix()
+            for v in services[replica]["volumes"]
+            if v["type"] == "bind"
+        }
+        assert f"prometheus/ha/{replica}.yml" in sources
+    vm = services["victoria-metrics"]["command"]
+    assert f"-retentionPeriod={cfg['retention']['prometheusMetrics']}" in vm
+    scrape = yaml.safe_load((REPO_ROOT / "prometheus" / "prometheus.yml").read_text())["global"]
+    assert f"-dedup.minScrapeInterval={scrape['scrape_interval']}" in vm
+    mounts = [v for v in services["vmalert"]["volumes"] if v["type"] == "bind"]
+    assert [Path(m["source"]).relative_to(REPO_ROOT).as_posix() for m in mounts] == [
+        "prometheus/ha/vmalert"
+    ]
