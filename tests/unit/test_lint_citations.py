@@ -19,13 +19,23 @@ def test_unknown_ids_paths_outside_and_old_forms_are_problems() -> None:
     text = (
         "// R99: nothing there\n"
         "[R7](../requirements.md#r7)\n"
-        "see ../shared/mission/monitoring-strategy.md\n"
+        "see ../../outside/plan.md\n"
         '# spec "Alert Severity Levels"\n'
         "x: 1  // spec: > 80 % warning\n"
     )
-    problems = lint_text("f", text, KNOWN)
-    assert [p.split(": ", 1)[0] for p in problems] == ["f:1", "f:2", "f:3", "f:4", "f:5"]
+    problems = lint_text("docs/f.md", text, KNOWN)
+    assert [p.split(": ", 1)[0] for p in problems] == [f"docs/f.md:{n}" for n in range(1, 6)]
     assert "r99 is not in" in problems[0] and "r7 is not in" in problems[1]
+
+
+def test_relative_paths_are_problems_only_when_they_leave_the_repository() -> None:
+    inside = "see ../requirements.md and ../../README.md\n"
+    assert lint_text("docs/runbooks/X.md", inside, KNOWN) == []
+    outside = "see ../../../plan.md\n"
+    assert lint_text("docs/runbooks/X.md", outside, KNOWN) == [
+        "docs/runbooks/X.md:1: names a file outside the repository"
+    ]
+    assert lint_text("README.md", "[spec](design-card.md)\n", KNOWN) != []
 
 
 def test_kubernetes_and_promtool_spec_keys_are_not_citations() -> None:

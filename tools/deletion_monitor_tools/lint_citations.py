@@ -1,8 +1,9 @@
 """Lint: the repository cites its requirements by docs/requirements.md IDs, never by a path
 outside the repository, and every ID it cites exists.
 
-- no tracked file names the strategy's files or a `../shared` path: the strategy is not in the
-  repository, docs/requirements.md states its requirements in the project's words;
+- no tracked file names the strategy's files or a relative path that climbs out of the
+  repository: the strategy is not in it, docs/requirements.md states its requirements in the
+  project's words;
 - a citation of a requirement is `R12: ...`, `R12 "Section"` (comments, YAML) or a link to
   `requirements.md#r12` (Markdown); each ID must have its anchor (`<a id="r12">`) there;
 - the old forms `spec "Section"` / `spec: ...` are gone (they named the strategy directly).
@@ -17,10 +18,12 @@ from pathlib import Path
 from deletion_monitor_tools.paths import REPO_ROOT
 
 REQUIREMENTS = "docs/requirements.md"
-OUTSIDE = re.compile(
-    r"\.\./shared/|monitoring-strategy\.md|design-card\.md|original-application\.md"
+OUTSIDE_FILES = re.compile(
+    r"monitoring-strategy\.md|design-card\.md|original-application\.md"
     r"|toolchain-facts\.md|exemplars\.md"
 )
+# A relative path: one or more `../` and a name after them.
+RELATIVE = re.compile(r"(?<![\w./])((?:\.\./)+)[\w-]")
 CITATION = re.compile(r'(?<![\w#\[/])R(\d{1,3})(?=: | ")|requirements\.md#([rd]\d{1,3})\b')
 OLD_FORM = re.compile(r'\bspec(?: 6\.1)? "|\bspec: (?!\{)')
 # The lint itself, and text where "spec" is promtool's or Kubernetes' word, not the strategy's.
@@ -39,10 +42,16 @@ def anchors(text: str) -> set[str]:
     return set(re.findall(r'<a id="([rd]\d{1,3})"></a>', text))
 
 
+def escapes(name: str, line: str) -> bool:
+    """Whether a relative path on `line` of tracked file `name` climbs above the repository."""
+    depth = len(Path(name).parent.parts)
+    return any(len(m.group(1)) // 3 > depth for m in RELATIVE.finditer(line))
+
+
 def lint_text(name: str, text: str, known: set[str]) -> list[str]:
     problems = []
     for number, line in enumerate(text.splitlines(), 1):
-        if OUTSIDE.search(line):
+        if OUTSIDE_FILES.search(line) or escapes(name, line):
             problems.append(f"{name}:{number}: names a file outside the repository")
         if OLD_FORM.search(line) and "behaviour spec" not in line:
             problems.append(
