@@ -90,8 +90,31 @@ def test_report_and_watch_run_unchanged_against_the_store(ha: HaTopology) -> Non
         health.pop("prometheus", None)  # the URL asked
         text = out.getvalue().replace(ha.url(name), "<url>")
         outputs[name] = (json.dumps(health, sort_keys=True, default=str), code, text)
-    # The same report and the same console from the store as from a replica.
+    # The same report and the same console from the store as from a replica, and a report with
+    # real figures (not two equal "no data" answers): the rows written while scraped.
     assert outputs["vm"] == outputs["prom-a"]
+    health = json.loads(outputs["vm"][0])
+    assert health["data"] is True, health
+    assert health["totals"]["requests"] == pytest.approx(NEW, abs=1), health["totals"]
+    assert "no data" not in outputs["vm"][2].lower(), outputs["vm"][2]
+
+
+def test_compliance_report_shows_the_store_retention(ha: HaTopology) -> None:
+    """Against the store, the retention row is VictoriaMetrics' own -retentionPeriod (its
+    /api/v1/status/flags answers 400; the flag comes from its /metrics); against a replica,
+    Prometheus' --storage.tsdb.retention.time."""
+    at = float(ha.vm_query("time()")[0]["value"][0]) - 5
+    expected = {
+        "vm": (str(ha.cfg["retention"]["prometheusMetrics"]), "VictoriaMetrics -retentionPeriod"),
+        "prom-a": ("1d", "Prometheus --storage.tsdb.retention.time"),
+    }
+    for name, (value, source) in expected.items():
+        built = report.build_report(PrometheusClient(ha.url(name)), ha.cfg, "compliance", "1h", at)
+        ret = built["retention"]
+        assert (ret["prometheus_running_retention"], ret["running_retention_source"]) == (
+            value,
+            source,
+        ), (name, ret)
 
 
 def test_store_down_fires_the_remote_write_alerts(ha: HaTopology) -> None:

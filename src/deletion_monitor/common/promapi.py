@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,6 +20,8 @@ from typing import Any
 from deletion_monitor.common import durations
 
 DEFAULT_URL = "http://127.0.0.1:9090"
+# VictoriaMetrics' flags on its /metrics page: flag{name="retentionPeriod", value="365d", ...} 1
+_VM_RETENTION_FLAG = re.compile(r'^flag\{name="retentionPeriod", value="([^"]+)"', re.MULTILINE)
 
 
 def dedup(expr: str, replica_labels: list[str] | tuple[str, ...]) -> str:
@@ -158,6 +161,28 @@ class PrometheusClient:
         """The server's command-line flags (/api/v1/status/flags)."""
         data = self._get("/api/v1/status/flags")
         return dict(data) if isinstance(data, dict) else {}
+
+    def retention(self) -> tuple[str, str] | None:
+        """The retention the queried store runs with, and which flag says so; None when unknown.
+
+        Prometheus lists its flags at /api/v1/status/flags. VictoriaMetrics (the long-term store
+        of docs/scaling.md) answers that endpoint 400, but exports every flag on /metrics as
+        `flag{name="retentionPeriod", value="365d"} 1`. Never raises: a proxy that hides both
+        endpoints leaves the report with the configured retention only.
+        """
+        try:
+            running = self.flags().get("storage.tsdb.retention.time")
+            if running:
+                return running, "Prometheus --storage.tsdb.retention.time"
+        except PrometheusError:
+            pass
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=self.timeout) as r:
+                text = r.read(4_000_000).decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            return None
+        match = _VM_RETENTION_FLAG.search(text)
+        return (match.group(1), "VictoriaMetrics -retentionPeriod") if match else None
 
     def ready(self) -> bool:
         """True when /-/ready answers 200; never raises."""

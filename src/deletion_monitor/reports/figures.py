@@ -27,7 +27,6 @@ from deletion_monitor.common.config import ConfigError
 from deletion_monitor.common.durations import parse_duration
 from deletion_monitor.common.promapi import (
     PrometheusClient,
-    PrometheusError,
     dedup,
     format_duration,
 )
@@ -1073,17 +1072,14 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
 
 
 def _retention(src: Source) -> dict[str, Any]:
-    """Configured retention, plus what the queried Prometheus actually runs with."""
+    """Configured retention, plus what the queried store (Prometheus or the long-term
+    VictoriaMetrics) actually runs with, and the flag that says so."""
     configured = dict(src.cfg["retention"])
-    running = None
-    try:
-        flags = src.client.flags()
-        running = flags.get("storage.tsdb.retention.time") or None
-    except PrometheusError:
-        pass  # status endpoint disabled behind a proxy: report the configuration only
+    running = src.client.retention()
     return {
         "configured": configured,
-        "prometheus_running_retention": running,
+        "prometheus_running_retention": running[0] if running else None,
+        "running_retention_source": running[1] if running else None,
         "audit_log_note": "The deletion audit log is the application's table; its 7-year "
         "retention is enforced by the application, not by this monitoring.",
     }

@@ -386,7 +386,14 @@ def sections(report: dict[str, Any]) -> list[Section]:
 
 def _retention(ret: dict[str, Any]) -> Section:
     rows = [[k, str(v)] for k, v in ret["configured"].items()]
-    rows.append(["Prometheus running with", ret["prometheus_running_retention"] or "unknown"])
+    source = ret.get("running_retention_source")
+    running = ret["prometheus_running_retention"]
+    rows.append(
+        [
+            "queried store running with",
+            f"{running} ({source})" if running else "unknown (the store does not publish it)",
+        ]
+    )
     return Section("Retention settings", ["data", "retention"], rows, note=ret["audit_log_note"])
 
 
