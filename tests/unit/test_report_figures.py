@@ -302,3 +302,18 @@ def test_bar_chart_shows_hours_without_data_as_na() -> None:
         "by hour", [("18", None), ("19", 676.0), ("20", None)], y_label="deletions"
     )
     assert svg.count('<rect class="bar"') == 1 and svg.count(">n/a</text>") == 2
+
+
+def test_subqueries_stay_within_the_long_term_store_point_limit() -> None:
+    """VictoriaMetrics refuses a subquery of more than 30 000 points per series: the 30-day
+    compliance range at 1-minute steps (43 200) was an HTTP 422 from the store."""
+    from deletion_monitor.common.durations import parse_duration
+    from deletion_monitor.reports.figures import MAX_SUBQUERY_POINTS, subquery_step
+
+    assert subquery_step("1h") == 60 and subquery_step("7d") == 120  # 10 080 min > 10 000
+    assert subquery_step("6d") == 60 and subquery_step("1h", 300) == 300
+    for span in ("1h", "1d", "6d", "7d", "30d", "90d", "365d", "3650d"):
+        for floor in (60, 300):
+            step = subquery_step(span, floor)
+            assert step % 60 == 0 and step >= floor
+            assert parse_duration(span) / step <= MAX_SUBQUERY_POINTS < 30_000

@@ -308,6 +308,20 @@ def quantile_text(value: float | None, bucket: dict[str, Any] | None, name: str)
     )
 
 
+# Points one subquery may produce per series. VictoriaMetrics refuses more than 30 000
+# (-search.maxPointsPerTimeseries): a 30-day span at 1-minute steps is 43 200, so the long-term
+# store answered the compliance report's coverage probe with HTTP 422. 10 000 keeps a margin and
+# 1-minute steps up to ~7 days.
+MAX_SUBQUERY_POINTS = 10_000
+
+
+def subquery_step(span: str, at_least: int = 60) -> int:
+    """The step, in seconds, of a subquery over `span`: `at_least`, or a whole number of
+    minutes that keeps the subquery within MAX_SUBQUERY_POINTS."""
+    minutes = math.ceil(parse_duration(span) / 60 / MAX_SUBQUERY_POINTS)
+    return max(at_least, 60 * minutes)
+
+
 class Source:
     """The queries of one report: a client, the config, and the evaluation time."""
 
@@ -428,17 +442,19 @@ class Source:
     def _first_scrape(self, cover: str, span: str, when: float) -> float | None:
         """Exact time of the coverage probe's first sample in the span.
 
-        A subquery step picks the latest sample at or before it, so with 1-minute steps
-        timestamp() finds a sample at most a minute after the first; a second pass with
-        1-second steps over the minute before that lands on the first sample itself.
+        A subquery step picks the latest sample at or before it, so with coarse steps (1 min,
+        longer over long spans: subquery_step) timestamp() finds a sample at most a step after
+        the first; a second pass with 1-second steps over the step before that lands on the
+        first sample itself.
         """
         key = f"first|{when}|{cover}|{span}"
         if key not in self._first:
-            coarse = self.value(f"min(min_over_time(timestamp({cover})[{span}:1m]))", when)
-            # No minute step after the first sample yet (it is under a minute old): search
-            # the last minute before `when` instead.
+            step = subquery_step(span)
+            coarse = self.value(f"min(min_over_time(timestamp({cover})[{span}:{step}s]))", when)
+            # No coarse step after the first sample yet (it is younger than a step): search
+            # the last step before `when` instead.
             fine_at = when if coarse is None else coarse
-            exact = self.value(f"min(min_over_time(timestamp({cover})[61s:1s]))", fine_at)
+            exact = self.value(f"min(min_over_time(timestamp({cover})[{step + 1}s:1s]))", fine_at)
             self._first[key] = exact if exact is not None else coarse
         return self._first[key]
 
@@ -505,7 +521,8 @@ class Source:
         recent = self.value(f"max(timestamp({probe}))", when)
         if recent is not None:
             return recent
-        return self.value(f"max(max_over_time(timestamp({probe})[{span}:1m]))", when)
+        step = subquery_step(span)
+        return self.value(f"max(max_over_time(timestamp({probe})[{span}:{step}s]))", when)
 
     def coverage(self, window: str, at: float | None = None, probe: str | None = None) -> Coverage:
         """How much of the range ending at `at` the probe's samples cover (see Coverage)."""
@@ -816,7 +833,7 @@ def _alerts_fired(src: Source, window: str) -> list[dict[str, Any]]:
 
 
 def _peak(src: Source, expr: str, window: str) -> float | None:
-    return src.value(f"max_over_time(({expr})[{window}:5m])")
+    return src.value(f"max_over_time(({expr})[{window}:{subquery_step(window, 300)}s])")
 
 
 def health(src: Source, window: str) -> dict[str, Any]:
@@ -1023,7 +1040,10 @@ def compliance(src: Source, window: str) -> dict[str, Any]:
     audited = _count(src.total(audited_s, window))
     failed = _count(src.total(failed_s, window)) or 0
     by_cat_now = {k: v for k, v in src.by(f"sum by (category) ({viol_s})", "category").items()}
-    by_cat_peak = src.by(f"max_over_time((sum by (category) ({viol_s}))[{window}:5m])", "category")
+    step = subquery_step(window, 300)
+    by_cat_peak = src.by(
+        f"max_over_time((sum by (category) ({viol_s}))[{window}:{step}s])", "category"
+    )
     orphans_now = sum(by_cat_now.get(c, 0) for c in orphan_categories(cfg))
     orphans_peak = _peak(
         src,
