@@ -10,6 +10,7 @@ exporter's start-up, and the same table names kept under --max-tables whatever t
 # ruff: noqa: F811  (run_exporter is a fixture imported from test_audit_exporter)
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import psycopg
@@ -30,14 +31,17 @@ from deletion_monitor_demo import workload
 
 
 class CountingExporter(AuditExporter):
-    """Counts the aggregate statements of the tail (after the start-up aggregate)."""
+    """Counts the aggregate statements of the tail (after the start-up aggregate), on any of
+    the connections that run them (audit/parallel.py)."""
 
     tail_aggregates = 0
+    _count_lock = threading.Lock()
 
-    def _aggregate(self, conn: Any, lo: Any, hi: Any, store: Any) -> Any:
+    def _aggregate_rows(self, conn: Any, bounds: Any) -> Any:
         if self._cursor is not None:
-            self.tail_aggregates += 1
-        return super()._aggregate(conn, lo, hi, store)
+            with self._count_lock:
+                self.tail_aggregates += 1
+        return super()._aggregate_rows(conn, bounds)
 
 
 def series(values: dict) -> dict:

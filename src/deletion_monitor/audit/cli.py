@@ -46,6 +46,8 @@ MAX_LARGE_CASCADE_ROWS = 10**15 - 1  # rows_deleted counts have at most 15 digit
 MAX_BATCH_SIZE = 10_000_000
 MAX_TABLES = 10_000
 MAX_CHUNK_ROWS = 100_000_000
+# Each is a backend on the audit database for as long as a long range is aggregated.
+MAX_AGGREGATE_CONNECTIONS = 8
 MAX_RECONCILE_INTERVAL = 86_400.0
 MIN_CHECKPOINT_INTERVAL = 1.0
 MAX_CHECKPOINT_INTERVAL = 86_400.0
@@ -133,6 +135,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=500_000,
         help="rows per chunk of the start-up aggregate (one snapshot; progress is reported "
         "after each chunk; default 500000)",
+    )
+    parser.add_argument(
+        "--aggregate-connections",
+        type=_whole(1, MAX_AGGREGATE_CONNECTIONS),
+        default=2,
+        help="connections that aggregate the chunks of a long range (start-up, a burst, a "
+        "backlog) at once, on one snapshot; 1: sequential (default 2)",
     )
     parser.add_argument(
         "--reconcile-interval",
@@ -294,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
         max_tables=args.max_tables,
         duration_buckets=duration_buckets,
         initial_chunk_rows=args.initial_chunk_rows,
+        aggregate_connections=args.aggregate_connections,
         reconcile_interval=args.reconcile_interval,
     )
     unreachable: str | None = None

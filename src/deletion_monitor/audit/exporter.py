@@ -63,6 +63,9 @@ class ExporterConfig:
     connect_timeout: int = 5
     # Start-up aggregate in chunks of this many rows (one snapshot): progress and liveness.
     initial_chunk_rows: int = 500_000
+    # Connections that aggregate the chunks of one range at once, on one snapshot (the poller's
+    # own included; audit/parallel.py): 1 is sequential. Two use both cores of a small box.
+    aggregate_connections: int = 2
     # Seconds between reconciliation counts (rows behind the cursor vs ingested); 0: never.
     reconcile_interval: float = 300.0
 

@@ -29,6 +29,7 @@ from psycopg import sql as pgsql
 
 from deletion_monitor.audit import checkpoint as ckpt
 from deletion_monitor.audit.exporter import ExporterConfig, connect, safe_error, table_identifier
+from deletion_monitor.audit.parallel import SnapshotHelpers
 from deletion_monitor.audit.sql import query_params, statements
 from deletion_monitor.audit.state import (
     AuditCollector,
@@ -87,6 +88,8 @@ class AuditExporter:
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._conn: psycopg.Connection[Any] | None = None
+        # Extra connections on the poll's snapshot for ranges of several chunks (parallel.py).
+        self._helpers = SnapshotHelpers(self._open_helper, cfg.aggregate_connections)
         self._cursor: Cursor | None = None  # None until the start-up aggregate has run
         # Lag marks: (newest held-back (tx, id) seen, when first seen), in time order and so in
         # increasing (tx, id). The first mark above the cursor tells when the oldest row still
@@ -134,6 +137,7 @@ class AuditExporter:
             # A start-up aggregate over millions of rows must not delay shutdown: cancel it.
             with contextlib.suppress(Exception):
                 conn.cancel_safe(timeout=2)
+        self._helpers.cancel()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._thread is None or not self._thread.is_alive():
@@ -147,7 +151,13 @@ class AuditExporter:
             self._server.server_close()
         self._close()
 
+    def _open_helper(self) -> psycopg.Connection[Any]:
+        conn = connect(self.cfg)
+        plan_hashed_grouping_sets(conn)
+        return conn
+
     def _close(self) -> None:
+        self._helpers.close()
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -214,28 +224,73 @@ class AuditExporter:
     def _aggregate(
         self, conn: psycopg.Connection[Any], lo: Cursor, hi: Cursor, store: AuditStateStore
     ) -> Delta:
-        params = {
+        return self._delta(conn, lo, hi, self._aggregate_rows(conn, (lo, hi)), store)
+
+    def _range_params(self, lo: Cursor, hi: Cursor) -> dict[str, Any]:
+        return {
             **self._params,
             "lo_tx": str(lo[0]),
             "lo_id": lo[1],
             "hi_tx": str(hi[0]),
             "hi_id": hi[1],
         }
+
+    def _aggregate_rows(
+        self, conn: psycopg.Connection[Any], bounds: tuple[Cursor, Cursor]
+    ) -> tuple[list[Any], list[tuple[str, int]]]:
+        """The aggregate statement over (lo, hi]: (label groups, per-table sums). Runs on the
+        poller's connection or on a helper on the same snapshot (parallel.py)."""
         # One statement for every family (see AGGREGATE_SQL): the 'table' rows are the
         # per-table sums, the others the label groups.
         groups, tables = [], []
-        for r in conn.execute(self._sql["agg"], params).fetchall():
+        for r in conn.execute(self._sql["agg"], self._range_params(*bounds)).fetchall():
             if r["kind"] == "table":
                 tables.append((r["table_name"], int(r["tsum"])))
             else:
                 groups.append(r)
+        return groups, tables
+
+    def _delta(
+        self,
+        conn: psycopg.Connection[Any],
+        lo: Cursor,
+        hi: Cursor,
+        rows: tuple[list[Any], list[tuple[str, int]]],
+        store: AuditStateStore,
+    ) -> Delta:
+        """A chunk's rows as a Delta for `store`, merged in chunk order: when the table-name
+        cap is reached, new tables keep their names in order of first appearance."""
+        groups, tables = rows
         known = store.table_names()
         new = [t for t, _ in tables if t not in known]
         if len(known) + len(new) > self.cfg.max_tables:
+            params = self._range_params(lo, hi)
             order = [r["table_name"] for r in conn.execute(self._sql["first"], params)]
             rank = {name: i for i, name in enumerate(order)}
             tables.sort(key=lambda t: (t[0] not in known, rank.get(t[0], 0)))
         return Delta(groups=groups, tables=tables)
+
+    def _chunk_bounds(
+        self, conn: psycopg.Connection[Any], lo: Cursor, hi: Cursor
+    ) -> list[tuple[Cursor, Cursor]]:
+        """(lo, hi] cut into ranges of --initial-chunk-rows rows, in (tx, id) order."""
+        skip = max(self.cfg.initial_chunk_rows, 1) - 1
+        bounds: list[tuple[Cursor, Cursor]] = []
+        while lo < hi:
+            row = conn.execute(
+                self._sql["chunk_end"],
+                {
+                    "lo_tx": str(lo[0]),
+                    "lo_id": lo[1],
+                    "hi_tx": str(hi[0]),
+                    "hi_id": hi[1],
+                    "skip": skip,
+                },
+            ).fetchone()
+            upto: Cursor = (int(row["tx"]), int(row["id"])) if row else hi
+            bounds.append((lo, upto))
+            lo = upto
+        return bounds
 
     def _new_state(self) -> AuditState:
         return AuditState(
@@ -408,39 +463,29 @@ class AuditExporter:
                 extra={"table": self.cfg.table, "rows_estimated": estimate},
             )
             last_log = time.monotonic()
-            lo: Cursor = (0, 0)
-            while lo < hi:
-                if self._stop.is_set():
-                    return  # shutting down: nothing half-loaded is ever published
-                chunk = conn.execute(
-                    self._sql["chunk_end"],
-                    {
-                        "lo_tx": str(lo[0]),
-                        "lo_id": lo[1],
-                        "hi_tx": str(hi[0]),
-                        "hi_id": hi[1],
-                        "skip": max(self.cfg.initial_chunk_rows, 1) - 1,
-                    },
-                ).fetchone()
-                upto: Cursor = (int(chunk["tx"]), int(chunk["id"])) if chunk else hi
-                delta = self._aggregate(conn, lo, upto, private)
-                private.apply(delta)
-                done += delta_rows(delta)
-                lo = upto
-                estimate = max(estimate, done)  # reltuples may be stale: never below done
-                self.store.update(up=1, load_rows_done=done, load_rows_estimated=estimate)
-                if time.monotonic() - last_log >= LOAD_PROGRESS_LOG_SECONDS:
-                    last_log = time.monotonic()
-                    log.info(
-                        "initial load progress",
-                        extra={
-                            "table": self.cfg.table,
-                            "rows_done": done,
-                            "rows_estimated": estimate,
-                            "seconds": round(last_log - started, 1),
-                        },
-                    )
-                self._load_chunk_done(done)
+            bounds = self._chunk_bounds(conn, (0, 0), hi)
+            results = self._helpers.run(conn, bounds, self._aggregate_rows)
+            with contextlib.closing(results):
+                for (lo, upto), rows in zip(bounds, results, strict=True):
+                    if self._stop.is_set():
+                        return  # shutting down: nothing half-loaded is ever published
+                    delta = self._delta(conn, lo, upto, rows, private)
+                    private.apply(delta)
+                    done += delta_rows(delta)
+                    estimate = max(estimate, done)  # reltuples may be stale: never below done
+                    self.store.update(up=1, load_rows_done=done, load_rows_estimated=estimate)
+                    if time.monotonic() - last_log >= LOAD_PROGRESS_LOG_SECONDS:
+                        last_log = time.monotonic()
+                        log.info(
+                            "initial load progress",
+                            extra={
+                                "table": self.cfg.table,
+                                "rows_done": done,
+                                "rows_estimated": estimate,
+                                "seconds": round(last_log - started, 1),
+                            },
+                        )
+                    self._load_chunk_done(done)
             # Held-back and foreign rows as of the same snapshot, so that the first scrape with
             # counters has every gauge too (no series appears a poll later than the rest).
             held_fields = self._held_fields(conn, hi)
@@ -523,21 +568,7 @@ class AuditExporter:
         estimates stay those of one chunk, whatever the backlog. The chunks are merged into a
         private copy of the state and stored in one step, as one aggregate would be.
         """
-        skip = max(self.cfg.initial_chunk_rows, 1) - 1
         invalid: dict[str, int] = {}
-
-        def chunk_end(start: Cursor) -> Cursor:
-            row = conn.execute(
-                self._sql["chunk_end"],
-                {
-                    "lo_tx": str(start[0]),
-                    "lo_id": start[1],
-                    "hi_tx": str(hi[0]),
-                    "hi_id": hi[1],
-                    "skip": skip,
-                },
-            ).fetchone()
-            return (int(row["tx"]), int(row["id"])) if row else hi
 
         def count(delta: Delta) -> int:
             for g in delta.groups:
@@ -545,19 +576,19 @@ class AuditExporter:
                     invalid[g["invalid"]] = invalid.get(g["invalid"], 0) + int(g["n"])
             return delta_rows(delta)
 
-        upto = chunk_end(lo)
-        if upto == hi:  # the common case: one chunk, one Delta
+        bounds = self._chunk_bounds(conn, lo, hi)
+        if len(bounds) <= 1:  # the common case: one chunk, one Delta
             delta = self._aggregate(conn, lo, hi, self.store)
             return count(delta), invalid, delta
         private = AuditStateStore(self.store.snapshot())
         rows = 0
-        while True:
-            delta = self._aggregate(conn, lo, upto, private)
-            private.apply(delta)
-            rows += count(delta)
-            if upto == hi:
-                return rows, invalid, private.snapshot()
-            lo, upto = upto, chunk_end(upto)
+        results = self._helpers.run(conn, bounds, self._aggregate_rows)
+        with contextlib.closing(results):
+            for (start, upto), chunk in zip(bounds, results, strict=True):
+                delta = self._delta(conn, start, upto, chunk, private)
+                private.apply(delta)
+                rows += count(delta)
+        return rows, invalid, private.snapshot()
 
     def _after_poll(self, conn: psycopg.Connection[Any], *, held_stored: bool) -> None:
         """The held-back fields of the cursor (unless the last batch just stored them: one
