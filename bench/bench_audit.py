@@ -213,17 +213,28 @@ def ingested(url: str) -> float:
     return -1
 
 
-def idle_poll_ms(url: str) -> float:
-    """Mean duration of the polls after the start-up aggregate (from the poll histogram)."""
-    values = {}
-    for line in get(url).splitlines():
-        if line.startswith(("deletion_audit_poll_duration_seconds_", "deletion_audit_initial")):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    count = values.get("deletion_audit_poll_duration_seconds_count", 0)
-    total = values.get("deletion_audit_poll_duration_seconds_sum", 0)
-    initial = values.get("deletion_audit_initial_load_duration_seconds", 0)
-    return (total - initial) / (count - 1) * 1000 if count > 1 else float("nan")
+def idle_poll_ms(url: str, seconds: float = 5.0) -> float:
+    """Mean duration of the polls of an idle exporter: the poll histogram's growth over
+    `seconds` (sum / count of the polls in between). Not the mean since start: the start-up
+    cycle (connect, table check, chunk bounds, helpers) would weigh on it, more the larger the
+    table, and make an idle poll look size-dependent."""
+
+    def poll_histogram() -> tuple[float, float]:
+        values = {}
+        for line in get(url).splitlines():
+            if line.startswith("deletion_audit_poll_duration_seconds_"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return (
+            values.get("deletion_audit_poll_duration_seconds_count", 0.0),
+            values.get("deletion_audit_poll_duration_seconds_sum", 0.0),
+        )
+
+    count0, sum0 = poll_histogram()
+    time.sleep(seconds)
+    count1, sum1 = poll_histogram()
+    polls = count1 - count0
+    return (sum1 - sum0) / polls * 1000 if polls > 0 else float("nan")
 
 
 def metric_values(text: str, name: str) -> list[float]:
@@ -537,6 +548,12 @@ def main() -> int:
     parser.add_argument("--writes", type=int, default=50, help="checkpoint writes timed")
     parser.add_argument("--no-query-exporter", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--cpu-load",
+        type=int,
+        default=0,
+        help="busy processes running beside the bench (other jobs on a shared box)",
+    )
     args = parser.parse_args()
     # SIGTERM (timeout, CI) must still stop the throwaway cluster and the exporters.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -544,6 +561,24 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}", flush=True)
     started = datetime.now(UTC)
+    results = []
+    # "Other jobs running": N busy loops for the whole run, stopped with it.
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.cpu_load)
+    ]
+    if burners:
+        print(f"cpu load: {len(burners)} busy processes beside the bench", flush=True)
+    try:
+        results = run_sizes(args, sizes)
+    finally:
+        for burner in burners:
+            burner.kill()
+    finished = datetime.now(UTC)
+    print(f"run: {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, load average {load()}")
+    return report_results(args, results)
+
+
+def run_sizes(args: argparse.Namespace, sizes: list[int]) -> list[dict[str, Any]]:
     results = []
     with PgCluster(settings={"shared_buffers": "512MB"}) as cluster:
         POSTMASTER[0] = int((cluster.data / "postmaster.pid").read_text().split()[0])
@@ -554,8 +589,10 @@ def main() -> int:
             results.append(bench_size(dsn, n, burst, args.writes, not args.no_query_exporter))
             with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE bench{n}")
-    finished = datetime.now(UTC)
-    print(f"run: {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, load average {load()}")
+    return results
+
+
+def report_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> int:
     print_tables(results)
     if args.json:
         args.json.write_text(

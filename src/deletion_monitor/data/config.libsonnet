@@ -380,10 +380,11 @@
     exporterDownFor: 300,
     databaseDownFor: 300,
     // Initial load of the audit exporter (deletion_audit_ready == 0 while the database answers,
-    // deletion_audit_up == 1). docs/benchmarks.md measured a start-up of 139 s at 10 M audit
-    // rows on a shared 2-core machine (12-22 s at 1 M): 15 min is ~6x the largest measured
-    // table, so a load this long is either a far larger table or a load that stalls. Warning:
-    // no deletion alert can fire before the load ends.
+    // deletion_audit_up == 1). With a checkpoint a restart takes under 1 s; without one (first
+    // start, a refused checkpoint) docs/benchmarks.md measured a full aggregation of 72 s at
+    // 10 M audit rows on a 2-core machine (8.5 s at 1 M): 15 min is over 10x that, so a load
+    // this long is either a far larger table or a load that stalls. Warning: no deletion alert
+    // can fire before the load ends.
     auditLoadMaxDuration: 900,
     // While the load progresses (rows_done grew within this window) DeletionAuditDataStale is
     // held back (no poll can succeed before the load ends); a load that stops moving is stale.
