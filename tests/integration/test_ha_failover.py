@@ -113,7 +113,6 @@ def test_both_replicas_and_both_alertmanagers_page_once(ha: HaTopology) -> None:
 
 def test_failover_mid_incident_pages_once_escalates_and_resolves(ha: HaTopology) -> None:
     start = time.time()
-    updates = {n: ha.gossip_updates_received(n) for n in ("am-1", "am-2")}
     ha.stop_audit_exporter()
     oncall = _wait_trigger(ha, "pagerduty-oncall", start, 40)
     # Kill the Alertmanager that sent the page (the first in the cluster's order, the one the
@@ -123,16 +122,14 @@ def test_failover_mid_incident_pages_once_escalates_and_resolves(ha: HaTopology)
     sender = senders[0]
     survivor = "am-2" if sender == "am-1" else "am-1"
     # Mid-incident means after the sender gossiped "sent" to its peer. A crash inside that
-    # window (one gossip interval, 200 ms, after the send) makes the peer send the page again
+    # window (within a gossip interval, 200 ms, of the send) makes the peer send the page again
     # after its peer-timeout: Alertmanager delivers at least once, with the same dedup key, which
     # PagerDuty folds into the open incident (docs/scaling.md). This test is about the failover
-    # after that window, so it waits for the survivor to have received the log entry.
-    wait_until(
-        lambda: ha.gossip_updates_received(survivor) > updates[survivor],
-        10,
-        f"{survivor} receiving the notification log entry by gossip",
-        step=0.05,
-    )
+    # after that window. Alertmanager does not expose which log entries a peer holds (the
+    # gossip counters also count the heartbeat's entries: waiting on them let the race through
+    # once), so the kill comes 1 s after the page: five gossip intervals, and still before the
+    # peer's check at its peer-timeout (2 s here).
+    time.sleep(1.0)
     ha.nodes[sender].kill()
     ha.nodes["prom-a"].kill()
     killed_at = time.time()

@@ -237,19 +237,6 @@ class HaTopology:
         status = get_json(self.url(name) + "/api/v2/status")
         return len((status.get("cluster") or {}).get("peers") or [])
 
-    def gossip_updates_received(self, name: str) -> float:
-        """State updates (notification log entries, silences) this peer received by gossip:
-        alertmanager_cluster_messages_received_total{msg_type="update"}."""
-        with urllib.request.urlopen(self.url(name) + "/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith("alertmanager_cluster_messages_received_total{") and (
-                'msg_type="update"' in line
-            ):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
     # --- Prometheus replicas ------------------------------------------------------------------
 
     def scrape_interval(self) -> int:

@@ -29,8 +29,21 @@ from deletion_monitor_demo.services import ManagedProcess, free_port, require_bi
 STEP = 300
 WEEK = 7 * 86400
 DAY = 86400
-# An hour boundary in the past: the data ends here and starts 14 days earlier.
-END = (int(time.time()) // 3600) * 3600 - 3600
+# The data ends at END_HOUR:00 UTC, at least an hour in the past, and starts 14 days earlier.
+# A fixed hour of the day, not "the last hour boundary": the figures the tests build on (the last
+# hour of a week, a day's peak) depend on which hours of the daily profile fall in the range, so
+# a moving END made the suite pass or fail by the time of day it ran (it failed when the last
+# hour of the troubled week was PEAK_HOUR, at 16:xx UTC).
+END_HOUR = 13
+
+
+def _end(now: float) -> int:
+    day = int(now) // 86400 * 86400
+    end = day + END_HOUR * 3600
+    return end if end <= now - 3600 else end - 86400
+
+
+END = _end(time.time())
 START = END - 2 * WEEK
 A_END = END - WEEK  # end of the troubled week
 # Reports are evaluated half a step after the last sample, as on a real server where scrapes
