@@ -206,9 +206,12 @@ def test_recorded_rates_equal_the_one_replica_truth(two_replicas: dict[str, Any]
         recorded = client.query_value(record, evaluated_at)
         per = _per_replica(r, raw, evaluated_at)
         assert min(per.values()) > 0
-        # One replica's figure (within the few percent the replicas' extrapolations differ),
-        # not the sum of both.
-        assert min(per.values()) * 0.98 <= recorded <= max(per.values()) * 1.02, (record, per)
+        # One replica's figure, not the sum of both. The rule keeps, per series, the larger of
+        # the two replicas' values (max without the target labels), and the replicas'
+        # extrapolations differ by a few percent per series, so the recorded total can exceed
+        # both replicas' totals (measured: 1.040 against 0.910 and 0.867): the upper bound is
+        # well below a double count (the sum of both), not the larger replica.
+        assert min(per.values()) * 0.98 <= recorded <= sum(per.values()) * 0.6, (record, per)
 
 
 def test_integrity_violations_of_two_replicas_count_once(two_replicas: dict[str, Any]) -> None:
