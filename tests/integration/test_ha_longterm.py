@@ -53,8 +53,11 @@ def ha(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
         topo.stop()
 
 
-def _prom_query(topo: HaTopology, name: str, expr: str) -> list[dict[str, Any]]:
-    data = urllib.parse.urlencode({"query": expr})
+def _prom_query(
+    topo: HaTopology, name: str, expr: str, at: float | None = None
+) -> list[dict[str, Any]]:
+    params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+    data = urllib.parse.urlencode(params)
     return get_json(f"{topo.url(name)}/api/v1/query?{data}")["data"]["result"]
 
 
@@ -83,8 +86,7 @@ def _moment_both_hold_every_row(topo: HaTopology) -> float:
     settled = 3 * topo.scrape_interval()
 
     def holds(name: str, at: float) -> bool:
-        query = urllib.parse.urlencode({"query": INGESTED, "time": f"{at:.3f}"})
-        return _value(get_json(f"{topo.url(name)}/api/v1/query?{query}")["data"]["result"]) == ROWS
+        return _value(_prom_query(topo, name, INGESTED, at)) == ROWS
 
     def probe() -> float | None:
         at = float(topo.vm_query("time()")[0]["value"][0]) - 5

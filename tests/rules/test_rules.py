@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from deletion_monitor.common.config import load_config
+from deletion_monitor.common.durations import parse_duration
 from deletion_monitor_tools import generate, lint_rules, render_rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,19 +43,7 @@ LONG_GROUP_MINUTES = 6 * 60
 
 
 def _minutes(duration: str) -> float:
-    units = {"ms": 1 / 60_000, "s": 1 / 60, "m": 1, "h": 60, "d": 1440, "w": 10080}
-    total, number = 0.0, ""
-    i = 0
-    while i < len(duration):
-        ch = duration[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if duration.startswith("ms", i) else ch
-        total += float(number) * units[unit]
-        number, i = "", i + len(unit)
-    return total
+    return parse_duration(duration) / 60
 
 
 def _group_minutes(group: Mapping[str, Any]) -> float:

@@ -93,7 +93,7 @@ class SnapshotHelpers:
             for helper in self._helpers:
                 helper.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 helper.execute(
-                    sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(_id(snapshot)))
+                    sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot["id"]))
                 )
             return list(self._helpers)
         except Exception as exc:
@@ -128,7 +128,3 @@ class SnapshotHelpers:
         for helper in helpers:
             with contextlib.suppress(Exception):
                 helper.close()
-
-
-def _id(row: Any) -> str:
-    return str(row["id"] if isinstance(row, dict) else row[0])
