@@ -150,6 +150,7 @@ def test_missing_table_or_column_exits_2(audit_dsn: str) -> None:
     assert_one_line_error(run_cli("--dsn", audit_dsn, "--table", "x; DROP TABLE y"), "--table")
     ok = run_cli("--dsn", audit_dsn, "--check-only")
     assert (ok.returncode, ok.stderr) == (0, "")
+    assert ok.stdout == "deletion-monitor audit-exporter: deletion_audit: ok\n"
     ok = run_cli("--check-only", env={"DATABASE_URL": audit_dsn})
     assert ok.returncode == 0, ok.stderr
 
@@ -246,3 +247,17 @@ def test_largest_allowed_numbers_are_accepted(audit_dsn: str) -> None:
         "0",
     )
     assert (ok.returncode, ok.stderr) == (0, "")
+
+
+def test_check_only_shows_the_table_warnings(audit_dsn: str) -> None:
+    """A cursor without an index works but scans the table on every poll: the pre-deploy check
+    says so (exit 0, the warning on stderr), not only the running exporter's log."""
+    with psycopg.connect(audit_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE unindexed (LIKE deletion_audit INCLUDING DEFAULTS)")
+    result = run_cli("--dsn", audit_dsn, "--table", "unindexed", "--check-only")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "deletion-monitor audit-exporter: warning: table unindexed has no index on (tx, id): "
+        "every poll will scan it"
+    ]
+    assert result.stdout == "deletion-monitor audit-exporter: unindexed: ok\n"

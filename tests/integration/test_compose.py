@@ -510,3 +510,13 @@ def test_ha_services_use_the_rendered_configs_and_the_configured_retention(
     assert [Path(m["source"]).relative_to(REPO_ROOT).as_posix() for m in mounts] == [
         "prometheus/ha/vmalert"
     ]
+
+
+def test_the_single_prometheus_keeps_the_configured_retention(resolved: dict[str, Any]) -> None:
+    """R57: the default stack's Prometheus keeps what config.retention says (written by hand in
+    the compose file, so this is what keeps the two equal)."""
+    from deletion_monitor.common.config import load_config
+
+    keep = load_config(env={})["retention"]["prometheusMetrics"]
+    flags = [f for f in resolved["services"]["prometheus"]["command"] if "retention.time" in f]
+    assert flags == [f"--storage.tsdb.retention.time={keep}"]

@@ -183,7 +183,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check-only",
         action="store_true",
-        help="connect, verify the table and its columns, exit 0 (ok) or 2",
+        help="connect, verify the table and its columns, print its warnings (a cursor without an "
+        "index); exit 0 (ok) or 2",
     )
 
 
@@ -324,10 +325,13 @@ def run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         return _fail(str(exc))
     if args.check_only:
-        # After the check passed, so that a failed check keeps its one-line error.
+        # After the check passed, so that a failed check keeps its one-line error. The table's
+        # warnings (a cursor without an index) are what a pre-deploy check is for: shown here,
+        # not only in the running exporter's log.
         argv_warning = password_on_command_line(dsn)
-        if argv_warning:
-            sys.stderr.write(f"deletion-monitor audit-exporter: warning: {argv_warning}\n")
+        for warning in [*warnings, *([argv_warning] if argv_warning else [])]:
+            sys.stderr.write(f"deletion-monitor audit-exporter: warning: {warning}\n")
+        print(f"deletion-monitor audit-exporter: {cfg.table}: ok")
         return 0
 
     setup_logging(args.log_level)
