@@ -7,6 +7,7 @@ DELETION_MONITOR_CONFIG, and run through `generate --check` and `deletion-monito
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from deletion_monitor.common.config import (
     validate_config,
 )
 from deletion_monitor_tools import generate
+from deletion_monitor_tools.paths import REPO_ROOT
 
 OVERRIDES = (
     "ERROR_RATE_THRESHOLD",
@@ -232,6 +234,62 @@ def test_other_mistakes_name_the_field(tmp_path: Path, old: str, new: str, messa
         load_config(env={}, path=_bad_copy(tmp_path, old, new))
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+# An SRE's override file, as docs/mixin.md and docs/install.md write it, with one mistake each
+# that jsonnet accepts and that would leave the default in force without a word.
+SHIPPED = f"(import {json.dumps(str(CONFIG_PATH))})"
+OVERRIDE_MISTAKES = [
+    (
+        "misspelt-top-level-field",
+        SHIPPED + " + { _config+:: { auditExporterSelectr: 'job=\"x\"' } }",
+        "config: auditExporterSelectr: unknown field (did you mean auditExporterSelector?)",
+    ),
+    (
+        "misspelt-nested-field",
+        SHIPPED + " + { _config+:: { retention+: { prometheusMetric: '30d' } } }",
+        "config: retention.prometheusMetric: unknown field (did you mean prometheusMetrics?)",
+    ),
+    (
+        "field-outside-_config",
+        SHIPPED + " + { auditExporterSelector: 'job=\"x\"' }",
+        "config: auditExporterSelector: outside _config (nothing reads it; write "
+        "{ _config+:: { auditExporterSelector: ... } })",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [m[1:] for m in OVERRIDE_MISTAKES],
+    ids=[m[0] for m in OVERRIDE_MISTAKES],
+)
+def test_an_override_nothing_reads_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "overrides.libsonnet"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, path=path)
+    assert str(info.value) == message
+    _one_line(_watch(path), "deletion-monitor watch", message)
+
+
+def test_valid_overrides_and_the_mixin_itself_are_accepted(tmp_path: Path) -> None:
+    """What the docs tell an SRE to write passes: a known field changed, a confirm window added
+    (its keys are data), and the mixin with overrides (its outputs beside _config)."""
+    path = tmp_path / "overrides.libsonnet"
+    path.write_text(
+        SHIPPED + " + { _config+:: { auditExporterSelector: 'job=\"x\"', "
+        "errorRate+: { confirmWindows+: { '3h': '15m' } } } }\n"
+    )
+    cfg = load_config(env={}, path=path)
+    assert cfg["auditExporterSelector"] == 'job="x"'
+    assert cfg["errorRate"]["confirmWindows"]["3h"] == "15m"
+    mixin = tmp_path / "mixin-config.libsonnet"
+    mixin.write_text(
+        f"(import {json.dumps(str(REPO_ROOT / 'mixin.libsonnet'))}) + "
+        "{ _config+:: { errorRate+: { warning: 0.015 } } }\n"
+    )
+    assert load_config(env={}, path=mixin)["errorRate"]["warning"] == 0.015
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ load_config(); jsonnet entry points receive the same object as their `config` to
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import json
 import os
@@ -103,18 +104,68 @@ def load_config(
     if not path.is_file():
         raise ConfigFileNotFound(f"config: file not found: {path}")
     patch = env_overrides(env)
-    snippet = f"(import {json.dumps(str(path.resolve()))})._config"
-    try:
-        text = _jsonnet.evaluate_snippet("load_config", snippet)
-    except RuntimeError as exc:
-        raise ConfigError(f"config: {jsonnet_error_line(str(exc))}") from None
-    raw = json.loads(text)
+    evaluated = _evaluate(path)
+    outside = [f for f in evaluated["visible"] if f not in MIXIN_OUTPUTS]
+    if outside:
+        # `(import 'config.libsonnet') + { errorRate+: ... }` adds a field next to `_config`,
+        # which nothing reads: the override would be lost without a word.
+        raise ConfigError(
+            f"config: {outside[0]}: outside _config (nothing reads it; write "
+            f"{{ _config+:: {{ {outside[0]}: ... }} }})"
+        )
+    raw = evaluated["config"]
     validate_config(raw)
+    if path.resolve() != CONFIG_PATH.resolve():
+        _check_known_fields("", raw, _evaluate(CONFIG_PATH)["config"])
     if not patch:
         return raw
     merged = _merge_patch(raw, patch)
     validate_config(merged, ladders=False)
     return merged
+
+
+# What a config file may hold beside `_config`: the mixin's outputs, so that the mixin itself with
+# an SRE's overrides (docs/mixin.md) is a valid --config too.
+MIXIN_OUTPUTS = frozenset({"prometheusAlerts", "prometheusRules", "grafanaDashboards"})
+
+# Objects of the shipped config whose keys are data, not field names: an SRE may add an entry
+# (a confirm window for a new evidence window). Every other object is closed to unknown keys.
+OPEN_MAPS = frozenset({"errorRate.confirmWindows", "latency.confirmWindows"})
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluate_cached(path: str, mtime_ns: int) -> str:
+    snippet = (
+        f"local c = import {json.dumps(path)}; "
+        "{ config: c._config, visible: std.objectFields(c) }"
+    )
+    try:
+        return _jsonnet.evaluate_snippet("load_config", snippet)
+    except RuntimeError as exc:
+        raise ConfigError(f"config: {jsonnet_error_line(str(exc))}") from None
+
+
+def _evaluate(path: Path) -> dict[str, Any]:
+    """The file's `_config` and its visible top-level fields (a fresh copy per call)."""
+    resolved = path.resolve()
+    result: dict[str, Any] = json.loads(
+        _evaluate_cached(str(resolved), resolved.stat().st_mtime_ns)
+    )
+    return result
+
+
+def _check_known_fields(prefix: str, cfg: Any, shipped: Any) -> None:
+    """Refuse a field the shipped config does not have (a misspelt override is otherwise a new
+    field nothing reads, and the default stays in force without a word)."""
+    if not isinstance(cfg, dict) or not isinstance(shipped, dict) or prefix in OPEN_MAPS:
+        return
+    for key, value in cfg.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in shipped:
+            close = difflib.get_close_matches(key, list(shipped), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"config: {path}: unknown field{hint}")
+        _check_known_fields(path, value, shipped[key])
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:

@@ -448,7 +448,9 @@ def summary_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     if inc["alerts_fired"]:
         by = ", ".join(f"{n} {sev}" for sev, n in inc["by_severity"].items())
         names = ", ".join(f"{a['alertname']} ({a['severity']})" for a in inc["alerts"])
-        lines.append(("Incidents", f"{inc['alerts_fired']} alerts fired ({by}): {names}"))
+        fired = inc["alerts_fired"]
+        alerts = "alert" if fired == 1 else "alerts"
+        lines.append(("Incidents", f"{fired} {alerts} fired ({by}): {names}"))
     else:
         lines.append(("Incidents", "no alert fired in the range"))
     if "orphaned_records_now" in s:
