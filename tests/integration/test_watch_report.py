@@ -33,6 +33,7 @@ from support.report_data import (
     BRIEF_SECONDS,
     BRIEF_START,
     BRIEF_TOTAL,
+    BRIEF_WEEKDAY,
     DAY,
     END,
     FRESH_JOB,
@@ -415,6 +416,11 @@ def test_six_minutes_of_data_are_not_a_week(prom: str, cfg: dict[str, Any]) -> N
     assert rep["by_hour"] == {h: BRIEF_TOTAL if h == BRIEF_HOUR else None for h in figures.HOURS}
     assert rep["peak_hour"] is None and rep["peak_hour_factor"] is None
     assert rep["hourly_pattern_days"] == 0
+    # Weekdays too: the one with data has all 676, the six others are n/a, not 0.
+    assert rep["by_weekday"] == {
+        d: BRIEF_TOTAL if d == BRIEF_WEEKDAY else None for d in figures.WEEKDAYS
+    }
+    assert rep["peak_weekday"] is None
     fired = rep["recommendation_rules_fired"]
     assert "peak_hour_batching" not in fired and "peak_hour_alerting" not in fired
     assert "capacity_growth" not in fired and rep["capacity_projection"]["days_used"] == 0

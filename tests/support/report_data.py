@@ -66,6 +66,7 @@ BRIEF_START = END - 5 * 3600
 BRIEF_TOTAL = 676
 BRIEF_SECONDS = 6.5
 BRIEF_HOUR = f"{dt.datetime.fromtimestamp(BRIEF_START, dt.UTC).hour:02d}"
+BRIEF_WEEKDAY = figures.WEEKDAYS[dt.datetime.fromtimestamp(BRIEF_START, dt.UTC).weekday()]
 
 
 def brief_samples() -> list[tuple[int, int]]:
@@ -414,6 +415,13 @@ def openmetrics(cfg: dict[str, Any]) -> str:
             "deletion_requests_by_hour",
             "counter",
             f'deletion_requests_by_hour_total{{{BRIEF_JOB},hour="{BRIEF_HOUR}"}}',
+            t,
+            n,
+        )
+        add(
+            "deletion_requests_by_weekday",
+            "counter",
+            f'deletion_requests_by_weekday_total{{{BRIEF_JOB},weekday="{BRIEF_WEEKDAY}"}}',
             t,
             n,
         )

@@ -209,6 +209,13 @@ def test_coverage_is_the_span_the_counts_stand_on() -> None:
     )
     hours = brief.hour_of_day_seconds()
     assert hours["07"] == 360 and sum(hours.values()) == 360
+    # 2027-01-15 is a Friday; a span across midnight splits between its two weekdays.
+    days = brief.weekday_seconds()
+    assert days["fri"] == 360 and sum(days.values()) == 360
+    midnight = 1_799_971_200.0  # 2027-01-15 00:00 UTC
+    across = Coverage(midnight - 86400, midnight + 600, midnight - 900, midnight + 600)
+    assert {d: s for d, s in across.weekday_seconds().items() if s} == {"thu": 900, "fri": 600}
+    assert Coverage(0.0, 86400.0, 0.0, 86400.0).weekday_seconds()["thu"] == 86400  # the epoch
     # The sample the range's counts start from may precede the range; coverage is capped.
     full = Coverage(end - week, end, end - week - 150, end - 150)
     assert full.covered_seconds == week and full.ratio == 1

@@ -235,6 +235,19 @@ class Coverage:
             t += 3600
         return out
 
+    def weekday_seconds(self) -> dict[str, float]:
+        """Covered seconds of each UTC day of the week (mon..sun) over the span."""
+        out = dict.fromkeys(WEEKDAYS, 0.0)
+        if not self.covered_seconds or self.first is None or self.last is None:
+            return out
+        t = math.floor(self.first / 86400) * 86400
+        while t < self.last:
+            # Day 0 of the epoch, 1970-01-01, was a Thursday (index 3 of WEEKDAYS).
+            day = WEEKDAYS[(int(t // 86400) + 3) % 7]
+            out[day] += _overlap(self.first, self.last, t, t + 86400)
+            t += 86400
+        return out
+
     def text(self) -> str:
         """The report's opening line: the range and how much of it the data covers."""
         head = f"covers {_minute(self.start)} – {_minute(self.end)} UTC; "
@@ -721,10 +734,15 @@ def usage_patterns(src: Source, window: str) -> dict[str, Any]:
     by_wd_raw = src.total_by(
         selector("deletion_requests_by_weekday_total", src.audit), window, "weekday"
     )
-    by_weekday = {d: _count(by_wd_raw.get(d)) or 0 for d in WEEKDAYS}
+    # As for hours: a weekday the data never covered is n/a, not 0 deletions.
+    weekday_cov = cov.weekday_seconds()
+    by_weekday: dict[str, int | None] = {}
+    for d in WEEKDAYS:
+        n = _count(by_wd_raw.get(d)) or 0
+        by_weekday[d] = n if (n or weekday_cov[d] > 0) else None
     peak_day = (
-        max(WEEKDAYS, key=lambda d: (by_weekday[d], -WEEKDAYS.index(d)))
-        if sum(by_weekday.values())
+        max(WEEKDAYS, key=lambda d: (by_weekday[d] or 0, -WEEKDAYS.index(d)))
+        if sum(v or 0 for v in by_weekday.values())
         and cov.covered_seconds >= 7 * 86400 * LIMITS["min_day_coverage"]
         else None
     )

@@ -183,8 +183,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
                     ["peak weekday", report["peak_weekday"] or "n/a (needs a whole week)"],
                 ]
                 + [[f"{d}", num(v)] for d, v in report["by_weekday"].items()],
-                note="Hours of day without data are n/a and left out of the mean, not counted "
-                "as 0.",
+                note="Hours of day and weekdays without data are n/a (hours are left out of "
+                "the mean), not counted as 0.",
             )
         )
         out.append(
