@@ -48,36 +48,19 @@ $$;
 -- ranges, so equal keys only make a start-up chunk or a batch larger, never skip or repeat a row.
 -- The expressions are exactly those of the migration's index, so the cursor's queries use it.
 DO $adapter$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_attribute
-               WHERE attrelid = 'audit_logs'::regclass AND attname = 'tx' AND NOT attisdropped)
-       AND EXISTS (SELECT 1 FROM pg_attribute
-                   WHERE attrelid = 'audit_logs'::regclass AND attname = 'audit_seq'
-                     AND NOT attisdropped) THEN
-        CREATE OR REPLACE VIEW legacy_deletion_audit AS
-        SELECT
-            l.id::text                                   AS legacy_id,
-            l."timestamp" AT TIME ZONE 'UTC'             AS occurred_at,
-            CASE WHEN l.success THEN 'success' ELSE 'failure' END AS outcome,
-            CASE WHEN l.success THEN NULL
-                 ELSE deletion_audit_classify_error(l.error) END AS error_type,
-            l.error                                      AS error_text,
-            NULL::double precision                       AS duration_seconds,   -- never recorded
-            l."targetUserId"::text                       AS target_user_id,
-            l."targetUserType"::text                     AS target_user_type,
-            l."performedBy"::text                        AS performed_by,
-            l."performedByType"::text                    AS performed_by_type,
-            NULL::jsonb                                  AS rows_deleted,       -- never recorded
-            NULL::integer                                AS http_status,        -- never recorded
-            NULL::text                                   AS app_version,        -- never recorded
+DECLARE
+    migrated boolean :=
+        EXISTS (SELECT 1 FROM pg_attribute
+                WHERE attrelid = 'audit_logs'::regclass AND attname = 'tx' AND NOT attisdropped)
+        AND EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = 'audit_logs'::regclass AND attname = 'audit_seq'
+                      AND NOT attisdropped);
+    -- The cursor's columns, appended once the migration gave audit_logs what they read.
+    cursor_columns text := CASE WHEN migrated THEN $cols$,
             coalesce(l.tx, '2'::xid8)                    AS tx,
-            coalesce(l.audit_seq, 0)                     AS id
-        FROM audit_logs l
-        WHERE l.action = 'USER_DELETION';
-        COMMENT ON VIEW legacy_deletion_audit IS
-            'Legacy audit_logs (action USER_DELETION) in deletion_audit columns, tail-able by tx '
-            '(rows before the migration: tx 2, id 0); no duration: calls without latency';
-    ELSE
+            coalesce(l.audit_seq, 0)                     AS id$cols$ ELSE '' END;
+BEGIN
+    EXECUTE $view$
         CREATE OR REPLACE VIEW legacy_deletion_audit AS
         SELECT
             l.id::text                                   AS legacy_id,
@@ -94,8 +77,15 @@ BEGIN
             NULL::jsonb                                  AS rows_deleted,       -- never recorded
             NULL::integer                                AS http_status,        -- never recorded
             NULL::text                                   AS app_version         -- never recorded
+        $view$ || cursor_columns || $view$
         FROM audit_logs l
-        WHERE l.action = 'USER_DELETION';
+        WHERE l.action = 'USER_DELETION'
+    $view$;
+    IF migrated THEN
+        COMMENT ON VIEW legacy_deletion_audit IS
+            'Legacy audit_logs (action USER_DELETION) in deletion_audit columns, tail-able by tx '
+            '(rows before the migration: tx 2, id 0); no duration: calls without latency';
+    ELSE
         COMMENT ON VIEW legacy_deletion_audit IS
             'Legacy audit_logs (action USER_DELETION) in deletion_audit columns; no tx yet: '
             'reports only until legacy_audit_logs_migration.sql is applied';
