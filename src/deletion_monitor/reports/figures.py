@@ -224,29 +224,30 @@ class Coverage:
             return 0.0
         return min(t1 - t0, _overlap(self.first, self.last, t0, t1))
 
-    def hour_of_day_seconds(self) -> dict[str, float]:
-        """Covered seconds of each UTC hour of day (00..23) over the span."""
-        out = dict.fromkeys(HOURS, 0.0)
+    def _seconds_by_slot(
+        self, slot: int, names: tuple[str, ...], offset: int = 0
+    ) -> dict[str, float]:
+        """Covered seconds of each recurring UTC slot of `slot` seconds; slot k since the epoch
+        is names[(k + offset) % len(names)]."""
+        out = dict.fromkeys(names, 0.0)
         if not self.covered_seconds or self.first is None or self.last is None:
             return out
-        t = math.floor(self.first / 3600) * 3600
+        t = math.floor(self.first / slot) * slot
         while t < self.last:
-            out[f"{int(t // 3600) % 24:02d}"] += _overlap(self.first, self.last, t, t + 3600)
-            t += 3600
+            out[names[(int(t // slot) + offset) % len(names)]] += _overlap(
+                self.first, self.last, t, t + slot
+            )
+            t += slot
         return out
+
+    def hour_of_day_seconds(self) -> dict[str, float]:
+        """Covered seconds of each UTC hour of day (00..23) over the span."""
+        return self._seconds_by_slot(3600, HOURS)
 
     def weekday_seconds(self) -> dict[str, float]:
         """Covered seconds of each UTC day of the week (mon..sun) over the span."""
-        out = dict.fromkeys(WEEKDAYS, 0.0)
-        if not self.covered_seconds or self.first is None or self.last is None:
-            return out
-        t = math.floor(self.first / 86400) * 86400
-        while t < self.last:
-            # Day 0 of the epoch, 1970-01-01, was a Thursday (index 3 of WEEKDAYS).
-            day = WEEKDAYS[(int(t // 86400) + 3) % 7]
-            out[day] += _overlap(self.first, self.last, t, t + 86400)
-            t += 86400
-        return out
+        # Day 0 of the epoch, 1970-01-01, was a Thursday (index 3 of WEEKDAYS).
+        return self._seconds_by_slot(86400, WEEKDAYS, offset=3)
 
     def text(self) -> str:
         """The report's opening line: the range and how much of it the data covers."""
