@@ -444,13 +444,20 @@ def test_six_minutes_of_data_are_not_a_week(prom: str, cfg: dict[str, Any]) -> N
     assert "p95 7.38 s (interpolated within the 5–7.5 s histogram bucket; 676 of 676" in md
     assert "all 676 deletions lie in the 5–7.5 s bucket" in md
     assert "the exact average is 6.50 s" in md
-    # The latency chart of one measurement per series is dots and a note, not lines.
+    # The latency chart spans the six minutes the data covers, a point a minute, instead of
+    # one dot per series at the 7-day range's 210-minute step.
     page = report.build_report(
         PrometheusClient(prom), brief_cfg(cfg), "usage-patterns", "7d", at, with_plots=True
     )
+    [chart] = [c for c in page["_plots"] if c["title"].startswith("Deletion time percentiles")]
+    assert chart["title"] == "Deletion time percentiles (each point over 5m)"
+    p95 = next(s["points"] for s in chart["series"] if s["name"] == "p95")
+    assert len(p95) >= 5, p95
+    assert [t for t, _ in p95] == list(range(int(p95[0][0]), int(p95[-1][0]) + 1, 60))
+    assert BRIEF_START < p95[0][0] and p95[-1][0] <= at
+    assert [float(v) for _, v in p95] == pytest.approx([7.375] * len(p95))
     html_page = report_render.render(page, "html")
-    assert "Too little data for a line" in html_page
-    assert html_page.count('<circle class="point"') == 3  # p50, p95, p99: one each
+    assert "Too little data for a line" not in html_page
 
 
 def test_watch_explains_an_interpolated_p95(

@@ -1347,21 +1347,28 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
         ]
     if kind == "trends":
         return _trend_plots(cfg, window, figures)
+    # The percentile chart spans the part of the range the data covers: 48 minutes of data in a
+    # 7-day report are ~48 points a minute apart, not one dot of a 210-minute step.
+    first = src.coverage(window).first
+    span = min(seconds, max(60.0, src.at - first)) if first is not None else seconds
+    lat_step = max(60, int(span / 48) // 60 * 60)
+    lat_step_s = format_duration(max(lat_step, 300))
     buckets = selector("deletion_duration_seconds_bucket", src.audit)
     lines = []
     for q in (0.5, 0.95, 0.99):
+        rate = src.dedup(f"rate({buckets}[{lat_step_s}])")
         res = src.client.query_range(
-            f"histogram_quantile({q}, sum by (le) ({src.dedup(f'rate({buckets}[{step_s}])')}))",
-            src.at - seconds + step,
+            f"histogram_quantile({q}, sum by (le) ({rate}))",
+            src.at - span + lat_step,
             src.at,
-            step,
+            lat_step,
         )
         pts = [(t, v) for t, v in res[0].points if _num(v) is not None] if res else []
         lines.append({"name": f"p{int(q * 100)}", "points": pts})
     plots: list[dict[str, Any]] = [
         {
             "type": "line",
-            "title": f"Deletion time percentiles (each point over {step_s})",
+            "title": f"Deletion time percentiles (each point over {lat_step_s})",
             "series": lines,
             "y_label": "deletion time",
             "y_unit": "s",
