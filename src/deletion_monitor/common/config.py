@@ -116,7 +116,7 @@ def load_config(
     raw = evaluated["config"]
     validate_config(raw)
     if path.resolve() != CONFIG_PATH.resolve():
-        _check_known_fields("", raw, _evaluate(CONFIG_PATH)["config"])
+        _check_known_fields("", raw, json.loads(_shipped_fields()))
     if not patch:
         return raw
     merged = _merge_patch(raw, patch)
@@ -133,25 +133,26 @@ MIXIN_OUTPUTS = frozenset({"prometheusAlerts", "prometheusRules", "grafanaDashbo
 OPEN_MAPS = frozenset({"errorRate.confirmWindows", "latency.confirmWindows"})
 
 
-@functools.lru_cache(maxsize=8)
-def _evaluate_cached(path: str, mtime_ns: int) -> str:
+def _evaluate(path: Path) -> dict[str, Any]:
+    """The file's `_config` and its visible top-level fields, evaluated afresh (an imported file
+    may have changed since the last call)."""
     snippet = (
-        f"local c = import {json.dumps(path)}; "
+        f"local c = import {json.dumps(str(path.resolve()))}; "
         "{ config: c._config, visible: std.objectFields(c) }"
     )
     try:
-        return _jsonnet.evaluate_snippet("load_config", snippet)
+        text = _jsonnet.evaluate_snippet("load_config", snippet)
     except RuntimeError as exc:
         raise ConfigError(f"config: {jsonnet_error_line(str(exc))}") from None
-
-
-def _evaluate(path: Path) -> dict[str, Any]:
-    """The file's `_config` and its visible top-level fields (a fresh copy per call)."""
-    resolved = path.resolve()
-    result: dict[str, Any] = json.loads(
-        _evaluate_cached(str(resolved), resolved.stat().st_mtime_ns)
-    )
+    result: dict[str, Any] = json.loads(text)
     return result
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_fields() -> str:
+    """The shipped config (package data, unchanging in a process) as JSON text, for
+    _check_known_fields; a copy is parsed per call, so no caller can alter the cached one."""
+    return json.dumps(_evaluate(CONFIG_PATH)["config"])
 
 
 def _check_known_fields(prefix: str, cfg: Any, shipped: Any) -> None:
