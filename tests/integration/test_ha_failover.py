@@ -73,11 +73,24 @@ def _trace(events: list[Notification], since: float) -> list[tuple[str, str, str
     return [(f"+{n.at - since:.1f}s", n.status, _sender(n), ",".join(n.alertnames)) for n in events]
 
 
-def _assert_paged_once(topo: HaTopology, since: float) -> None:
+def _assert_paged_once(topo: HaTopology, since: float, restarted: bool = False) -> None:
+    """One trigger and one resolve per level, all with one dedup key. After a restart
+    (`restarted`), the resolve may come from both Alertmanagers: the restarted one's group
+    timers start afresh, so the two flush at different moments and the second one's wait can
+    end before the first one's log entry reaches it. Same dedup key: PagerDuty resolves the one
+    incident and ignores the copy (docs/scaling.md). The trigger must still be single."""
     for receiver in PAGERS:
         events = _events(topo, receiver, since)
         kinds = [n.status for n in events]
-        assert kinds == ["firing", "resolved"], (receiver, _trace(events, since))
+        if restarted and kinds[:2] == ["firing", "resolved"]:
+            resolves = len(kinds) - 1
+            assert resolves <= 2 and kinds[1:] == ["resolved"] * resolves, (
+                receiver,
+                _trace(events, since),
+            )
+            assert len({_sender(n) for n in events[1:]}) == resolves, "a copy from one sender"
+        else:
+            assert kinds == ["firing", "resolved"], (receiver, _trace(events, since))
         assert len({n.key for n in events}) == 1, f"{receiver}: several dedup keys"
         assert FAULT_ALERT in events[0].alertnames or receiver != "pagerduty-oncall"
 
@@ -165,4 +178,4 @@ def test_failover_mid_incident_pages_once_escalates_and_resolves(ha: HaTopology)
         assert len(sent) == 1, (receiver, _trace(_events(ha, receiver, start), start))
 
     _end_incident(ha, start)
-    _assert_paged_once(ha, start)
+    _assert_paged_once(ha, start, restarted=True)
