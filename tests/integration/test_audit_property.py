@@ -186,6 +186,11 @@ def check_monotonic(values: dict[Key, float], high: dict[Key, float], context: s
         high[key] = value if prev is None else max(prev, value)
 
 
+# What a run must have seen to have tested anything: restarts and scrapes between them.
+MIN_KILLS = 2
+MIN_SCRAPES = 10
+
+
 def run_property(dsn: str, tmp_path: Path, seed: int, duration: float, writers: int) -> dict:
     rng = random.Random(seed)
     workload.insert_rows(dsn, rng.randint(0, 3000), seed=seed, invalid_rate=0.02)
@@ -199,8 +204,13 @@ def run_property(dsn: str, tmp_path: Path, seed: int, duration: float, writers: 
     scrapes = kills = 0
     next_kill = time.monotonic() + rng.uniform(0.5, 2.5)
     end = time.monotonic() + duration
+    # On a loaded machine the duration may hold too few scrapes (each restart costs a start-up):
+    # the run goes on until it has seen enough of both, up to 4x its duration.
+    cap = time.monotonic() + 4 * duration
     try:
-        while time.monotonic() < end:
+        while time.monotonic() < end or (
+            (scrapes < MIN_SCRAPES or kills < MIN_KILLS) and time.monotonic() < cap
+        ):
             values = exporter.scrape()
             if values is not None:
                 scrapes += 1
@@ -255,7 +265,7 @@ def _run(dsn: str, tmp_path: Path, duration: float, writers: int) -> None:
     except AssertionError as exc:
         raise AssertionError(f"seed={seed} (AUDIT_PROPERTY_SEED={seed} to rerun): {exc}") from exc
     print(f"audit property seed={seed} {stats}")
-    assert stats["kills"] >= 2 and stats["scrapes"] >= 10, stats
+    assert stats["kills"] >= MIN_KILLS and stats["scrapes"] >= MIN_SCRAPES, stats
 
 
 def test_counters_never_go_down_and_end_exact_short(audit_dsn: str, tmp_path: Path) -> None:
