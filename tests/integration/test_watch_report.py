@@ -29,7 +29,9 @@ from support.report_data import (
     A_AT,
     B_AT,
     BRIEF_HOUR,
+    BRIEF_INTEGRITY_JOB,
     BRIEF_JOB,
+    BRIEF_ORPHANS,
     BRIEF_SECONDS,
     BRIEF_START,
     BRIEF_TOTAL,
@@ -456,6 +458,28 @@ def test_six_minutes_of_data_are_not_a_week(prom: str, cfg: dict[str, Any]) -> N
     assert [t for t, _ in p95] == list(range(int(p95[0][0]), int(p95[-1][0]) + 1, 60))
     assert BRIEF_START < p95[0][0] and p95[-1][0] <= at
     assert [float(v) for _, v in p95] == pytest.approx([7.375] * len(p95))
+    html_page = report_render.render(page, "html")
+    assert "Too little data for a line" not in html_page
+
+
+def test_compliance_chart_spans_the_minutes_its_data_covers(prom: str, cfg: dict[str, Any]) -> None:
+    # Six minutes of integrity data in a 30-day compliance report: the chart draws those minutes,
+    # a point a minute, each the peak over the 5 minutes before it. At the 30-day range's step
+    # (15 h) it was one dot.
+    at = BRIEF_START + 360 + 30
+    brief = {**brief_cfg(cfg), "integrityExporterSelector": BRIEF_INTEGRITY_JOB}
+    page = report.build_report(
+        PrometheusClient(prom), brief, "compliance", "30d", at, with_plots=True
+    )
+    [chart] = [c for c in page["_plots"] if c["title"].startswith("Integrity violations")]
+    assert chart["title"] == "Integrity violations by category (peak over each 5m)"
+    [series] = chart["series"]
+    assert series["name"] == "foreign_key"
+    times = [int(t) for t, _ in series["points"]]
+    assert times == list(range(BRIEF_START + 60, BRIEF_START + 361, 60))
+    # The peak of the samples in the 5 minutes up to each point (one sample a minute).
+    peaks = [max(BRIEF_ORPHANS[max(0, k - 5) : k + 1]) for k in range(1, 7)]
+    assert [float(v) for _, v in series["points"]] == peaks
     html_page = report_render.render(page, "html")
     assert "Too little data for a line" not in html_page
 

@@ -69,6 +69,12 @@ BRIEF_HOUR = f"{dt.datetime.fromtimestamp(BRIEF_START, dt.UTC).hour:02d}"
 BRIEF_WEEKDAY = figures.WEEKDAYS[dt.datetime.fromtimestamp(BRIEF_START, dt.UTC).weekday()]
 
 
+# The brief job's integrity exporter: orphaned sessions over the same six minutes, one sample a
+# minute (the compliance chart's points over a range the data barely covers).
+BRIEF_INTEGRITY_JOB = 'job="brief-integrity"'
+BRIEF_ORPHANS = [0, 0, 2, 3, 3, 1, 0]
+
+
 def brief_samples() -> list[tuple[int, int]]:
     """(time, cumulative deletions) of the brief job: 0 at BRIEF_START, 676 six minutes on."""
     per_minute = [113, 113, 113, 113, 112, 112]
@@ -408,6 +414,15 @@ def openmetrics(cfg: dict[str, Any]) -> str:
 
     # Six minutes of data, 5 h before END: 676 deletions, every one a success of exactly
     # BRIEF_SECONDS (one histogram bucket), all in one hour of day.
+    for (t, _), orphans in zip(brief_samples(), BRIEF_ORPHANS, strict=True):
+        add(
+            "deletion_integrity_violations",
+            "gauge",
+            f'deletion_integrity_violations{{{BRIEF_INTEGRITY_JOB},check="orphaned_sessions",'
+            f'category="foreign_key",severity="warning"}}',
+            t,
+            orphans,
+        )
     for t, n in brief_samples():
         b = f'{BRIEF_JOB},user_type="CLIENT"'
         add("deletion_requests", "counter", f"deletion_requests_total{{{b}}}", t, n)

@@ -1307,6 +1307,21 @@ def _trend_plots(cfg: dict[str, Any], window: str, figures: dict[str, Any]) -> l
     return out
 
 
+def _covered_step(src: Source, window: str, probe: str | None = None) -> tuple[float, int, str]:
+    """The span a time chart draws, its step and the range each point is computed over.
+
+    The span is the part of the range the probe's data covers (Source.coverage): 48 minutes of
+    data in a 7-day report are ~48 points a minute apart, not one dot at the range's 210-minute
+    step. ~48 points per chart, a whole number of minutes apart; each point covers its own step
+    (nothing skipped between points) and at least 5 minutes, so it holds several scrapes.
+    """
+    seconds = parse_duration(window)
+    first = src.coverage(window, probe=probe).first
+    span = min(seconds, max(60.0, src.at - first)) if first is not None else seconds
+    step = max(60, int(span / 48) // 60 * 60)
+    return span, step, format_duration(max(step, 300))
+
+
 def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
     """Series for the HTML charts; empty when the report has no data.
 
@@ -1316,17 +1331,12 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
     if not figures.get("data"):
         return []
     cfg = src.cfg
-    seconds = parse_duration(window)
-    # ~48 points per chart; each point is the rate over its own step so no sample is skipped.
-    step = max(60, int(seconds / 48) // 60 * 60)
-    # Each point covers its own step (nothing skipped between points) and at least 5 minutes,
-    # so a point holds several scrapes even on a short range.
-    step_s = format_duration(max(step, 300))
     if kind == "compliance":
         viol = selector("deletion_integrity_violations", src.integrity)
+        span, step, step_s = _covered_step(src, window, viol)
         res = src.client.query_range(
             f"sum by (category) ({src.dedup(f'max_over_time({viol}[{step_s}])')})",
-            src.at - seconds + step,
+            src.at - span + step,
             src.at,
             step,
         )
@@ -1335,7 +1345,7 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
         return [
             {
                 "type": "line",
-                "title": "Integrity violations by category (peak per step)",
+                "title": f"Integrity violations by category (peak over each {step_s})",
                 "series": sorted(series, key=lambda x: x["name"]),
                 "y_label": "violations",
                 "y_unit": "rows",
@@ -1347,12 +1357,7 @@ def plot_data(src: Source, kind: str, window: str, figures: dict[str, Any]) -> l
         ]
     if kind == "trends":
         return _trend_plots(cfg, window, figures)
-    # The percentile chart spans the part of the range the data covers: 48 minutes of data in a
-    # 7-day report are ~48 points a minute apart, not one dot of a 210-minute step.
-    first = src.coverage(window).first
-    span = min(seconds, max(60.0, src.at - first)) if first is not None else seconds
-    lat_step = max(60, int(span / 48) // 60 * 60)
-    lat_step_s = format_duration(max(lat_step, 300))
+    span, lat_step, lat_step_s = _covered_step(src, window)
     buckets = selector("deletion_duration_seconds_bucket", src.audit)
     lines = []
     for q in (0.5, 0.95, 0.99):
