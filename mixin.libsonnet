@@ -12,6 +12,27 @@
 // label it feeds. Without an override the groups equal the committed files exactly.
 local alerts = import 'alert_rules/alerts.libsonnet';
 local recording = import 'alert_rules/recording.libsonnet';
+local shipped = (import 'src/deletion_monitor/data/config.libsonnet')._config;
+
+// The generated dashboards carry the shipped selectors as literal text in their queries
+// (job="deletion-audit-exporter" ...). retarget(cfg) swaps each for cfg's in every string of a
+// dashboard, through a placeholder per field, so an override that contains another shipped
+// selector is not rewritten a second time. Without an override it is the identity.
+local selectorFields = [f for f in std.objectFields(shipped) if std.endsWith(f, 'Selector')];
+local retarget(cfg) =
+  local changed = [f for f in selectorFields if cfg[f] != shipped[f]];
+  local token(f) = '@@deletion-monitoring:' + f + '@@';
+  local swap(s) = std.foldl(
+    function(acc, f) std.strReplace(acc, token(f), cfg[f]),
+    changed,
+    std.foldl(function(acc, f) std.strReplace(acc, shipped[f], token(f)), changed, s)
+  );
+  local walk(v) =
+    if std.isString(v) then swap(v)
+    else if std.isArray(v) then std.map(walk, v)
+    else if std.isObject(v) then std.mapWithKey(function(_, x) walk(x), v)
+    else v;
+  if changed == [] then function(d) d else walk;
 
 (import 'src/deletion_monitor/data/config.libsonnet') + {
   // The records only dashboards, reports and the watch console read (deletion-records-* groups).
@@ -30,12 +51,13 @@ local recording = import 'alert_rules/recording.libsonnet';
 
   // The dashboards are grafanalib Python (dashboards/*.dashboard.py), rendered at build time
   // from the SHIPPED config into dashboards/generated/. jsonnet cannot run that Python, so these
-  // are the committed JSON as it is: a _config override does not reach them (their threshold
-  // colours, selectors and links follow the shipped config). See docs/mixin.md.
-  grafanaDashboards+:: {
+  // are the committed JSON with one change: the selectors (every _config field named *Selector)
+  // follow _config, so a relabelled job still fills the panels. Threshold colours and links
+  // stay those of the shipped config (docs/mixin.md).
+  grafanaDashboards+:: std.mapWithKey(function(_, d) retarget($._config)(d), {
     'deletion-executive.json': import 'dashboards/generated/deletion-executive.json',
     'deletion-integrity.json': import 'dashboards/generated/deletion-integrity.json',
     'deletion-post-deploy.json': import 'dashboards/generated/deletion-post-deploy.json',
     'deletion-usage.json': import 'dashboards/generated/deletion-usage.json',
-  },
+  }),
 }

@@ -208,6 +208,40 @@ def test_selector_override_reaches_every_expression(
     assert CUSTOM["auditExporterSelector"] in active["expr"]
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@pytest.mark.slow
+def test_selector_override_reaches_the_dashboards(
+    defaults: dict[str, Any], overridden: dict[str, Any]
+) -> None:
+    # A relabelled job must not leave the panels empty: every shipped selector in a dashboard
+    # (queries, variables) is the override's, and nothing else of the dashboard changes.
+    config = load_config(env={})
+    assert overridden["dashboards"].keys() == defaults["dashboards"].keys()
+    used: set[str] = set()
+    for name, before in defaults["dashboards"].items():
+        old, new = _strings(before), _strings(overridden["dashboards"][name])
+        assert len(old) == len(new), name
+        for a, b in zip(old, new, strict=True):
+            expected = a
+            for field in SELECTOR_FIELDS:
+                if config[field] in a:
+                    used.add(field)
+                expected = expected.replace(config[field], CUSTOM[field])
+            assert b == expected, f"{name}: {a!r} became {b!r}"
+            assert not any(config[f] in b for f in SELECTOR_FIELDS), f"{name}: {b!r}"
+    # Not vacuous: the dashboards query the exporters, the application and the auth probe.
+    assert {"auditExporterSelector", "integrityExporterSelector", "appSelector"} <= used
+
+
 @pytest.mark.slow
 def test_one_override_file_for_the_mixin_and_the_python_commands(
     user_dir: Path, overridden: dict[str, Any]
