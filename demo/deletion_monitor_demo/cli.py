@@ -5,6 +5,7 @@ module per subcommand, exit 2 when it cannot run)."""
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,10 @@ COMMANDS: dict[str, str] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen demo subcommand; returns the exit code."""
+    # The demo runs for hours and reports as it goes: a line is useful when it happens, also in
+    # a log file (`make demo > demo.log`), where Python would otherwise buffer it by the block.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     parser = cli.build_parser(
         prog="deletion-monitor-demo", commands=COMMANDS, description=__doc__.splitlines()[0]
     )
