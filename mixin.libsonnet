@@ -16,8 +16,9 @@ local shipped = (import 'src/deletion_monitor/data/config.libsonnet')._config;
 
 // The generated dashboards carry the shipped selectors as literal text in their queries
 // (job="deletion-audit-exporter" ...). retarget(cfg) swaps each for cfg's in every string of a
-// dashboard, through a placeholder per field, so an override that contains another shipped
-// selector is not rewritten a second time. Without an override it is the identity.
+// dashboard (object keys, the file names, are left alone), through a placeholder per field, so an
+// override that contains another shipped selector is not rewritten a second time. Without an
+// override it is the identity.
 local selectorFields = [f for f in std.objectFields(shipped) if std.endsWith(f, 'Selector')];
 local retarget(cfg) =
   local changed = [f for f in selectorFields if cfg[f] != shipped[f]];
@@ -54,7 +55,7 @@ local retarget(cfg) =
   // are the committed JSON with one change: the selectors (every _config field named *Selector)
   // follow _config, so a relabelled job still fills the panels. Threshold colours and links
   // stay those of the shipped config (docs/mixin.md).
-  grafanaDashboards+:: std.mapWithKey(function(_, d) retarget($._config)(d), {
+  grafanaDashboards+:: retarget($._config)({
     'deletion-executive.json': import 'dashboards/generated/deletion-executive.json',
     'deletion-integrity.json': import 'dashboards/generated/deletion-integrity.json',
     'deletion-post-deploy.json': import 'dashboards/generated/deletion-post-deploy.json',

@@ -413,8 +413,9 @@ def openmetrics(cfg: dict[str, Any]) -> str:
         add("deletion_failures", "counter", refused_fail, t, 3 * k)
 
     # Six minutes of data, 5 h before END: 676 deletions, every one a success of exactly
-    # BRIEF_SECONDS (one histogram bucket), all in one hour of day.
-    for (t, _), orphans in zip(brief_samples(), BRIEF_ORPHANS, strict=True):
+    # BRIEF_SECONDS (one histogram bucket), all in one hour of day; the brief integrity job's
+    # orphan counts over the same minutes.
+    for (t, n), orphans in zip(brief_samples(), BRIEF_ORPHANS, strict=True):
         add(
             "deletion_integrity_violations",
             "gauge",
@@ -423,7 +424,6 @@ def openmetrics(cfg: dict[str, Any]) -> str:
             t,
             orphans,
         )
-    for t, n in brief_samples():
         b = f'{BRIEF_JOB},user_type="CLIENT"'
         add("deletion_requests", "counter", f"deletion_requests_total{{{b}}}", t, n)
         add(
